@@ -1,0 +1,470 @@
+/* kiln.h — the whole public C API of kiln, a deep-learning framework in C11.
+ *
+ * Conventions: every name starts with kn_; handles are opaque; a call that can
+ * fail returns kn_status or NULL and leaves a message in kn_last_error().
+ * Tensors are reference counted: every kn_tensor* returned by a kn_ call is a
+ * new reference the caller releases with kn_tensor_unref() (NULL is fine). */
+#ifndef KILN_H
+#define KILN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KN_VERSION_MAJOR 0
+#define KN_VERSION_MINOR 1
+#define KN_VERSION_PATCH 0
+#define KN_MAX_DIMS 8
+
+/* ---------------------------------------------------------------- status */
+typedef enum kn_status {
+    KN_OK = 0,
+    KN_ERR_ARG,         /* an argument is invalid (NULL, out of range, bad attr) */
+    KN_ERR_SHAPE,       /* shapes do not fit together */
+    KN_ERR_DTYPE,       /* a dtype is not supported or inputs do not agree */
+    KN_ERR_NOMEM,       /* an allocation failed */
+    KN_ERR_UNSUPPORTED, /* valid request that kiln does not implement */
+    KN_ERR_STATE,       /* wrong state (e.g. in-place change of a saved tensor) */
+    KN_ERR_IO,          /* file or format error */
+    KN_ERR_INTERNAL,
+} kn_status;
+
+/* The message of the last failed call on this thread ("" when none). */
+const char *kn_last_error(void);
+kn_status kn_last_status(void);
+void kn_clear_error(void);
+const char *kn_status_name(kn_status s);
+const char *kn_version(void);
+
+/* ---------------------------------------------------------------- dtypes */
+typedef enum kn_dtype {
+    KN_F32 = 0,
+    KN_F64,
+    KN_F16,
+    KN_BF16,
+    KN_I8,
+    KN_U8,
+    KN_I32,
+    KN_I64,
+    KN_BOOL,
+    KN_DTYPE_COUNT
+} kn_dtype;
+
+const char *kn_dtype_name(kn_dtype dt);
+size_t kn_dtype_size(kn_dtype dt);
+bool kn_dtype_is_float(kn_dtype dt);
+/* The dtype two operands promote to (bool < ints < floats, wider wins). */
+kn_dtype kn_dtype_promote(kn_dtype a, kn_dtype b);
+
+/* IEEE binary16 and bfloat16 conversions, round to nearest even; NaN and
+ * infinities are preserved (a NaN stays a quiet NaN). */
+uint16_t kn_f32_to_f16(float f);
+float kn_f16_to_f32(uint16_t h);
+uint16_t kn_f32_to_bf16(float f);
+float kn_bf16_to_f32(uint16_t b);
+
+/* ---------------------------------------------------------- memory, threads */
+/* Replaceable allocator: alloc(size, align, user) and free(ptr, user). */
+typedef struct kn_allocator {
+    void *(*alloc)(size_t size, size_t align, void *user);
+    void (*free)(void *ptr, void *user);
+    void *user;
+} kn_allocator;
+void kn_set_allocator(const kn_allocator *a); /* NULL restores the default */
+void *kn_alloc(size_t size);                  /* 64-byte aligned; NULL + error on failure */
+void kn_free(void *p);
+size_t kn_alloc_live_bytes(void);
+size_t kn_alloc_peak_bytes(void);
+int64_t kn_alloc_count(void); /* allocations made so far */
+/* Test mode: the n-th allocation from now fails (n >= 1); 0 switches it off. */
+void kn_alloc_fail_after(int64_t n);
+
+void kn_set_num_threads(int n); /* default: KILN_NUM_THREADS or the core count */
+int kn_get_num_threads(void);
+/* Runs fn(begin, end, ctx) over [0, n) in chunks of at least `grain`; the
+ * chunking depends only on n and grain, never on the thread count. */
+typedef void (*kn_range_fn)(int64_t begin, int64_t end, void *ctx);
+void kn_parallel_for(int64_t n, int64_t grain, kn_range_fn fn, void *ctx);
+
+/* ----------------------------------------------------------------- CPU */
+enum {
+    KN_CPU_AVX2 = 1u << 0,
+    KN_CPU_FMA = 1u << 1,
+    KN_CPU_F16C = 1u << 2,
+    KN_CPU_AVX512F = 1u << 3,
+    KN_CPU_AVX512BW = 1u << 4,
+    KN_CPU_AVX512VL = 1u << 5,
+    KN_CPU_AVX512_BF16 = 1u << 6,
+    KN_CPU_AVX512_VNNI = 1u << 7,
+    KN_CPU_AMX_TILE = 1u << 8,
+    KN_CPU_AMX_BF16 = 1u << 9,
+    KN_CPU_AMX_INT8 = 1u << 10,
+};
+typedef enum kn_isa { KN_ISA_REF = 0, KN_ISA_AVX2, KN_ISA_AVX512, KN_ISA_AVX512BF16 } kn_isa;
+uint32_t kn_cpu_features(void); /* what the CPU has (KN_CPU_* bits) */
+kn_isa kn_isa_max(void);        /* best ISA level usable: CPU capped by KILN_ISA */
+kn_status kn_set_isa(kn_isa cap); /* cap at run time, like KILN_ISA */
+const char *kn_isa_name(kn_isa isa);
+/* Prints version, CPU features and the ISA in use. */
+void kn_print_info(FILE *f);
+
+/* ----------------------------------------------------------------- RNG */
+/* One global Philox-4x32 stream: element i of a random tensor depends only on
+ * the seed and the stream offset, never on the thread count. */
+void kn_manual_seed(uint64_t seed);
+uint64_t kn_rng_seed(void);
+uint64_t kn_rng_offset(void);
+void kn_rng_set_offset(uint64_t offset);
+
+/* -------------------------------------------------------------- tensors */
+typedef struct kn_tensor kn_tensor;
+
+kn_tensor *kn_tensor_empty(kn_dtype dt, int ndim, const int64_t *shape);
+kn_tensor *kn_tensor_zeros(kn_dtype dt, int ndim, const int64_t *shape);
+kn_tensor *kn_tensor_ones(kn_dtype dt, int ndim, const int64_t *shape);
+kn_tensor *kn_tensor_full(kn_dtype dt, int ndim, const int64_t *shape, double value);
+kn_tensor *kn_tensor_scalar(kn_dtype dt, double value); /* 0-d tensor */
+kn_tensor *kn_tensor_arange(kn_dtype dt, double start, double stop, double step);
+kn_tensor *kn_tensor_linspace(kn_dtype dt, double start, double stop, int64_t n);
+kn_tensor *kn_tensor_eye(kn_dtype dt, int64_t n, int64_t m);
+/* Copies `data` (contiguous, row-major, of dtype dt). */
+kn_tensor *kn_tensor_from_data(kn_dtype dt, int ndim, const int64_t *shape, const void *data);
+/* Borrows `data`: the tensor uses it in place and calls release(data, user)
+ * (if not NULL) when the last view is gone. */
+kn_tensor *kn_tensor_from_buffer(kn_dtype dt, int ndim, const int64_t *shape, void *data,
+                                 void (*release)(void *data, void *user), void *user);
+kn_tensor *kn_tensor_rand_uniform(kn_dtype dt, int ndim, const int64_t *shape, double lo,
+                                  double hi);
+kn_tensor *kn_tensor_rand_normal(kn_dtype dt, int ndim, const int64_t *shape, double mean,
+                                 double std);
+kn_tensor *kn_tensor_rand_bernoulli(kn_dtype dt, int ndim, const int64_t *shape, double p);
+/* A tensor with shape and dtype but no data, for tracing and shape checks. */
+kn_tensor *kn_tensor_symbolic(kn_dtype dt, int ndim, const int64_t *shape);
+
+kn_tensor *kn_tensor_ref(kn_tensor *t);
+void kn_tensor_unref(kn_tensor *t);
+
+kn_dtype kn_tensor_dtype(const kn_tensor *t);
+int kn_tensor_ndim(const kn_tensor *t);
+const int64_t *kn_tensor_shape(const kn_tensor *t);
+const int64_t *kn_tensor_strides(const kn_tensor *t); /* in elements */
+int64_t kn_tensor_dim(const kn_tensor *t, int axis);  /* negative axes count from the end */
+int64_t kn_tensor_numel(const kn_tensor *t);
+bool kn_tensor_is_contiguous(const kn_tensor *t);
+bool kn_tensor_is_symbolic(const kn_tensor *t);
+bool kn_tensor_shares_storage(const kn_tensor *a, const kn_tensor *b);
+/* Pointer to the first element (NULL + error for a symbolic tensor). */
+void *kn_tensor_data(kn_tensor *t);
+/* Copies the elements, converted to dtype dt, into a contiguous buffer. */
+kn_status kn_tensor_copy_to(const kn_tensor *t, kn_dtype dt, void *buf, size_t nbytes);
+/* Reads one element (index has ndim entries) or the only element, as double. */
+kn_status kn_tensor_get(const kn_tensor *t, const int64_t *index, double *value);
+kn_status kn_tensor_item(const kn_tensor *t, double *value);
+/* In-place writes; they bump the version so autograd notices. */
+kn_status kn_tensor_set(kn_tensor *t, const int64_t *index, double value);
+kn_status kn_tensor_fill_(kn_tensor *t, double value);
+kn_status kn_tensor_copy_(kn_tensor *dst, const kn_tensor *src); /* broadcasts, converts */
+uint64_t kn_tensor_version(const kn_tensor *t);
+/* A new contiguous tensor with the same values (never a view). */
+kn_tensor *kn_tensor_clone(const kn_tensor *t);
+
+/* NumPy-like text: values, shape and dtype; big tensors are elided with ... */
+kn_status kn_tensor_print(const kn_tensor *t, FILE *f);
+/* Writes at most n bytes (NUL-terminated); returns the length needed. */
+size_t kn_tensor_to_string(const kn_tensor *t, char *buf, size_t n);
+
+/* ------------------------------------------------------------- autograd */
+kn_status kn_tensor_set_requires_grad(kn_tensor *t, bool on); /* leaves only */
+bool kn_tensor_requires_grad(const kn_tensor *t);
+/* The accumulated gradient of a leaf (borrowed; NULL when none). */
+kn_tensor *kn_tensor_grad(const kn_tensor *t);
+void kn_tensor_zero_grad(kn_tensor *t);
+
+/* Turns recording of ops on or off; returns the previous state. */
+bool kn_autograd_record(bool on);
+bool kn_autograd_is_recording(void);
+/* no_grad scope: nothing is recorded until the matching end (nests). */
+void kn_no_grad_begin(void);
+void kn_no_grad_end(void);
+enum { KN_BACKWARD_RETAIN_GRAPH = 1, KN_BACKWARD_CREATE_GRAPH = 2 };
+/* Back-propagates from `out` with upstream gradient `grad` (NULL means ones;
+ * required when out is not a scalar) and accumulates into leaves' .grad.
+ * The recorded graph is freed afterwards unless RETAIN_GRAPH. */
+kn_status kn_backward(kn_tensor *out, kn_tensor *grad);
+kn_status kn_backward_ex(kn_tensor *out, kn_tensor *grad, unsigned flags);
+/* Drops every recorded node (tensors keep their values). */
+void kn_autograd_tape_free(void);
+int64_t kn_autograd_tape_size(void);
+/* Same storage, cut from the graph. */
+kn_tensor *kn_detach(kn_tensor *x);
+
+/* ------------------------------------------------------------ op registry */
+typedef struct kn_op_def kn_op_def;
+typedef enum kn_attr_type {
+    KN_ATTR_INT,   /* int64_t */
+    KN_ATTR_FLOAT, /* double */
+    KN_ATTR_BOOL,  /* bool */
+    KN_ATTR_INTS,  /* int64_t[KN_MAX_DIMS] plus a count */
+    KN_ATTR_DTYPE, /* kn_dtype */
+} kn_attr_type;
+int kn_op_count(void);
+const kn_op_def *kn_op_at(int i);
+const kn_op_def *kn_op_find(const char *name);
+const char *kn_op_name(const kn_op_def *op);
+int kn_op_num_inputs(const kn_op_def *op);  /* -1: variadic */
+int kn_op_num_outputs(const kn_op_def *op); /* -1: variadic */
+int kn_op_num_attrs(const kn_op_def *op);
+const char *kn_op_attr_name(const kn_op_def *op, int i);
+kn_attr_type kn_op_attr_type(const kn_op_def *op, int i);
+uint32_t kn_op_dtypes(const kn_op_def *op); /* bit (1 << dtype) per supported dtype */
+bool kn_op_has_grad(const kn_op_def *op);
+
+/* ======================================================================
+ * Ops. Each returns a new tensor (or NULL and an error). Binary ops follow
+ * NumPy broadcasting and dtype promotion; any strides are accepted.
+ * ==================================================================== */
+
+/* ---- elementwise unary */
+kn_tensor *kn_neg(kn_tensor *x);
+kn_tensor *kn_abs(kn_tensor *x);
+kn_tensor *kn_sign(kn_tensor *x);
+kn_tensor *kn_exp(kn_tensor *x);
+kn_tensor *kn_expm1(kn_tensor *x);
+kn_tensor *kn_log(kn_tensor *x);
+kn_tensor *kn_log1p(kn_tensor *x);
+kn_tensor *kn_sqrt(kn_tensor *x);
+kn_tensor *kn_rsqrt(kn_tensor *x);
+kn_tensor *kn_reciprocal(kn_tensor *x);
+kn_tensor *kn_square(kn_tensor *x);
+kn_tensor *kn_sin(kn_tensor *x);
+kn_tensor *kn_cos(kn_tensor *x);
+kn_tensor *kn_tan(kn_tensor *x);
+kn_tensor *kn_tanh(kn_tensor *x);
+kn_tensor *kn_sigmoid(kn_tensor *x);
+kn_tensor *kn_relu(kn_tensor *x);
+kn_tensor *kn_relu6(kn_tensor *x);
+kn_tensor *kn_leaky_relu(kn_tensor *x, double negative_slope);
+kn_tensor *kn_elu(kn_tensor *x, double alpha);
+kn_tensor *kn_selu(kn_tensor *x);
+kn_tensor *kn_gelu(kn_tensor *x);      /* exact: x * Phi(x) with erf */
+kn_tensor *kn_gelu_tanh(kn_tensor *x); /* tanh approximation */
+kn_tensor *kn_silu(kn_tensor *x);
+kn_tensor *kn_mish(kn_tensor *x);
+kn_tensor *kn_softplus(kn_tensor *x, double beta, double threshold);
+kn_tensor *kn_softsign(kn_tensor *x);
+/* max(0, min(1, alpha*x + beta)); PyTorch's is alpha=1/6, beta=0.5 */
+kn_tensor *kn_hard_sigmoid(kn_tensor *x, double alpha, double beta);
+kn_tensor *kn_hard_swish(kn_tensor *x);
+kn_tensor *kn_erf(kn_tensor *x);
+kn_tensor *kn_floor(kn_tensor *x);
+kn_tensor *kn_ceil(kn_tensor *x);
+kn_tensor *kn_round(kn_tensor *x); /* half to even */
+kn_tensor *kn_trunc(kn_tensor *x);
+kn_tensor *kn_clip(kn_tensor *x, double lo, double hi);
+kn_tensor *kn_isnan(kn_tensor *x);
+kn_tensor *kn_isinf(kn_tensor *x);
+kn_tensor *kn_logical_not(kn_tensor *x);
+
+/* ---- elementwise binary and ternary */
+kn_tensor *kn_add(kn_tensor *a, kn_tensor *b);
+kn_tensor *kn_sub(kn_tensor *a, kn_tensor *b);
+kn_tensor *kn_mul(kn_tensor *a, kn_tensor *b);
+kn_tensor *kn_div(kn_tensor *a, kn_tensor *b); /* true division: ints give f32 */
+kn_tensor *kn_pow(kn_tensor *a, kn_tensor *b);
+kn_tensor *kn_maximum(kn_tensor *a, kn_tensor *b);
+kn_tensor *kn_minimum(kn_tensor *a, kn_tensor *b);
+kn_tensor *kn_fmod(kn_tensor *a, kn_tensor *b);
+kn_tensor *kn_atan2(kn_tensor *a, kn_tensor *b);
+kn_tensor *kn_eq(kn_tensor *a, kn_tensor *b);
+kn_tensor *kn_ne(kn_tensor *a, kn_tensor *b);
+kn_tensor *kn_lt(kn_tensor *a, kn_tensor *b);
+kn_tensor *kn_le(kn_tensor *a, kn_tensor *b);
+kn_tensor *kn_gt(kn_tensor *a, kn_tensor *b);
+kn_tensor *kn_ge(kn_tensor *a, kn_tensor *b);
+kn_tensor *kn_logical_and(kn_tensor *a, kn_tensor *b);
+kn_tensor *kn_logical_or(kn_tensor *a, kn_tensor *b);
+kn_tensor *kn_logical_xor(kn_tensor *a, kn_tensor *b);
+kn_tensor *kn_where(kn_tensor *cond, kn_tensor *a, kn_tensor *b);
+/* Scalar conveniences: the scalar takes x's dtype. */
+kn_tensor *kn_add_scalar(kn_tensor *x, double s);
+kn_tensor *kn_mul_scalar(kn_tensor *x, double s);
+
+/* ---- reductions. axes == NULL or n_axes == 0 reduces over all axes. */
+kn_tensor *kn_sum(kn_tensor *x, int n_axes, const int *axes, bool keepdim);
+kn_tensor *kn_mean(kn_tensor *x, int n_axes, const int *axes, bool keepdim);
+kn_tensor *kn_prod(kn_tensor *x, int n_axes, const int *axes, bool keepdim);
+kn_tensor *kn_max(kn_tensor *x, int n_axes, const int *axes, bool keepdim);
+kn_tensor *kn_min(kn_tensor *x, int n_axes, const int *axes, bool keepdim);
+kn_tensor *kn_argmax(kn_tensor *x, int axis, bool keepdim); /* i64 */
+kn_tensor *kn_argmin(kn_tensor *x, int axis, bool keepdim);
+kn_tensor *kn_logsumexp(kn_tensor *x, int n_axes, const int *axes, bool keepdim);
+kn_tensor *kn_var(kn_tensor *x, int n_axes, const int *axes, bool unbiased, bool keepdim);
+kn_tensor *kn_std(kn_tensor *x, int n_axes, const int *axes, bool unbiased, bool keepdim);
+kn_tensor *kn_norm(kn_tensor *x, int p, int n_axes, const int *axes, bool keepdim); /* p 1|2 */
+kn_tensor *kn_all(kn_tensor *x, int n_axes, const int *axes, bool keepdim);         /* bool */
+kn_tensor *kn_any(kn_tensor *x, int n_axes, const int *axes, bool keepdim);
+kn_tensor *kn_cumsum(kn_tensor *x, int axis);
+kn_status kn_topk(kn_tensor *x, int64_t k, int axis, bool largest, bool sorted,
+                  kn_tensor **values, kn_tensor **indices);
+/* Stable sort. */
+kn_status kn_sort(kn_tensor *x, int axis, bool descending, kn_tensor **values,
+                  kn_tensor **indices);
+kn_tensor *kn_argsort(kn_tensor *x, int axis, bool descending);
+
+/* ---- linear algebra */
+/* NumPy matmul: 1-D operands promoted, batch dims broadcast. */
+kn_tensor *kn_matmul(kn_tensor *a, kn_tensor *b);
+/* matmul of a (or its last-two-dims transpose) and b (or its transpose). */
+kn_tensor *kn_matmul_t(kn_tensor *a, kn_tensor *b, bool transpose_a, bool transpose_b);
+/* x (..., in) · w(out, in)ᵀ + bias(out); bias may be NULL. */
+kn_tensor *kn_linear(kn_tensor *x, kn_tensor *w, kn_tensor *bias);
+/* beta * c + alpha * (a · b), a (m,k), b (k,n), c broadcastable to (m,n). */
+kn_tensor *kn_addmm(kn_tensor *c, kn_tensor *a, kn_tensor *b, double beta, double alpha);
+
+/* ---- convolution, pooling, resampling */
+typedef enum kn_layout {
+    KN_LAYOUT_NCHW = 0, /* channels first: (N, C, spatial...) */
+    KN_LAYOUT_NHWC = 1, /* channels last: (N, spatial..., C) */
+} kn_layout;
+/* Zero fields take defaults (stride 1, dilation 1, groups 1, no padding), so
+ * &(kn_conv_params){.stride = {2, 2}} reads as it should. Weights are always
+ * (C_out, C_in/groups, k...) — for conv_transpose (C_in, C_out/groups, k...) —
+ * whatever the activation layout. */
+typedef struct kn_conv_params {
+    int64_t stride[3];
+    int64_t pad_begin[3];
+    int64_t pad_end[3];
+    int64_t dilation[3];
+    int64_t groups;
+    int64_t output_padding[3]; /* conv_transpose only */
+    bool pad_same;             /* "same" (SAME_UPPER): pads computed, pad_* ignored */
+    kn_layout layout;
+} kn_conv_params;
+kn_tensor *kn_conv1d(kn_tensor *x, kn_tensor *w, kn_tensor *bias, const kn_conv_params *p);
+kn_tensor *kn_conv2d(kn_tensor *x, kn_tensor *w, kn_tensor *bias, const kn_conv_params *p);
+kn_tensor *kn_conv3d(kn_tensor *x, kn_tensor *w, kn_tensor *bias, const kn_conv_params *p);
+kn_tensor *kn_conv_transpose2d(kn_tensor *x, kn_tensor *w, kn_tensor *bias,
+                               const kn_conv_params *p);
+
+/* Pooling over 1 to 3 spatial dims (from x's rank). stride 0 means kernel. */
+typedef struct kn_pool_params {
+    int64_t kernel[3];
+    int64_t stride[3];
+    int64_t pad_begin[3];
+    int64_t pad_end[3];
+    bool ceil_mode;
+    bool count_include_pad; /* avg_pool */
+    kn_layout layout;
+} kn_pool_params;
+kn_tensor *kn_max_pool(kn_tensor *x, const kn_pool_params *p);
+kn_tensor *kn_avg_pool(kn_tensor *x, const kn_pool_params *p);
+kn_tensor *kn_global_avg_pool(kn_tensor *x, kn_layout layout); /* keeps 1-sized spatial dims */
+kn_tensor *kn_global_max_pool(kn_tensor *x, kn_layout layout);
+kn_tensor *kn_adaptive_avg_pool2d(kn_tensor *x, int64_t out_h, int64_t out_w, kn_layout layout);
+kn_tensor *kn_adaptive_max_pool2d(kn_tensor *x, int64_t out_h, int64_t out_w, kn_layout layout);
+kn_tensor *kn_upsample_nearest2d(kn_tensor *x, int64_t out_h, int64_t out_w, kn_layout layout);
+kn_tensor *kn_upsample_bilinear2d(kn_tensor *x, int64_t out_h, int64_t out_w,
+                                  bool align_corners, kn_layout layout);
+
+/* ---- normalization, softmax, dropout */
+/* Channel axis 1 (NCHW) or last (NHWC). gamma/beta may be NULL. In training
+ * the batch statistics are used and running_mean/var (if given) updated in
+ * place: r = (1 - momentum) * r + momentum * batch (unbiased var). */
+kn_tensor *kn_batch_norm(kn_tensor *x, kn_tensor *gamma, kn_tensor *beta,
+                         kn_tensor *running_mean, kn_tensor *running_var, bool training,
+                         double momentum, double eps, kn_layout layout);
+/* Normalizes over the last n_axes dims; gamma/beta of that shape or NULL. */
+kn_tensor *kn_layer_norm(kn_tensor *x, int n_axes, kn_tensor *gamma, kn_tensor *beta,
+                         double eps);
+kn_tensor *kn_group_norm(kn_tensor *x, int64_t groups, kn_tensor *gamma, kn_tensor *beta,
+                         double eps); /* NCHW..., gamma/beta (C) */
+kn_tensor *kn_instance_norm(kn_tensor *x, kn_tensor *gamma, kn_tensor *beta, double eps);
+kn_tensor *kn_rms_norm(kn_tensor *x, int n_axes, kn_tensor *gamma, double eps);
+kn_tensor *kn_softmax(kn_tensor *x, int axis);
+kn_tensor *kn_log_softmax(kn_tensor *x, int axis);
+/* Zeroes each element with probability p and scales the rest by 1/(1-p);
+ * identity when !training. Uses the global RNG stream. */
+kn_tensor *kn_dropout(kn_tensor *x, double p, bool training);
+
+/* ---- shape and indexing (views where possible: reshape of a contiguous
+ * tensor, permute, transpose, squeeze, unsqueeze, expand, slice, narrow) */
+kn_tensor *kn_reshape(kn_tensor *x, int ndim, const int64_t *shape); /* one -1 allowed */
+kn_tensor *kn_flatten(kn_tensor *x, int start_axis, int end_axis);
+kn_tensor *kn_squeeze(kn_tensor *x, int n_axes, const int *axes); /* 0: all size-1 */
+kn_tensor *kn_unsqueeze(kn_tensor *x, int axis);
+kn_tensor *kn_permute(kn_tensor *x, int ndim, const int *perm);
+kn_tensor *kn_transpose(kn_tensor *x, int axis0, int axis1);
+kn_tensor *kn_expand(kn_tensor *x, int ndim, const int64_t *shape); /* -1 keeps a dim */
+kn_tensor *kn_slice(kn_tensor *x, int axis, int64_t start, int64_t stop, int64_t step);
+kn_tensor *kn_narrow(kn_tensor *x, int axis, int64_t start, int64_t length);
+kn_tensor *kn_contiguous(kn_tensor *x);
+kn_tensor *kn_cast(kn_tensor *x, kn_dtype dt);
+kn_tensor *kn_concat(int n, kn_tensor *const *xs, int axis);
+kn_tensor *kn_stack(int n, kn_tensor *const *xs, int axis);
+/* Splits into n parts of the given sizes along axis; outs gets n tensors. */
+kn_status kn_split(kn_tensor *x, int n, const int64_t *sizes, int axis, kn_tensor **outs);
+/* Like torch.chunk: *n_out parts of ceil(dim/chunks) (the last may be smaller). */
+kn_status kn_chunk(kn_tensor *x, int chunks, int axis, kn_tensor **outs, int *n_out);
+typedef enum kn_pad_mode { KN_PAD_CONSTANT = 0, KN_PAD_REFLECT, KN_PAD_EDGE } kn_pad_mode;
+/* pads[2*i], pads[2*i+1]: before/after for axis i (all ndim axes). */
+kn_tensor *kn_pad(kn_tensor *x, const int64_t *pads, kn_pad_mode mode, double value);
+kn_tensor *kn_tile(kn_tensor *x, int n, const int64_t *reps);
+kn_tensor *kn_repeat(kn_tensor *x, int64_t repeats, int axis); /* numpy.repeat */
+kn_tensor *kn_gather(kn_tensor *x, int axis, kn_tensor *index);  /* torch.gather */
+kn_tensor *kn_scatter(kn_tensor *x, int axis, kn_tensor *index, kn_tensor *src);
+kn_tensor *kn_scatter_add(kn_tensor *x, int axis, kn_tensor *index, kn_tensor *src);
+kn_tensor *kn_index_select(kn_tensor *x, int axis, kn_tensor *index);
+kn_tensor *kn_take(kn_tensor *x, kn_tensor *index); /* flat indices */
+kn_tensor *kn_one_hot(kn_tensor *index, int64_t depth, kn_dtype dt);
+kn_tensor *kn_embedding(kn_tensor *weight, kn_tensor *index);
+kn_tensor *kn_masked_fill(kn_tensor *x, kn_tensor *mask, double value);
+
+/* ---- losses */
+typedef enum kn_reduction {
+    KN_REDUCTION_MEAN = 0,
+    KN_REDUCTION_SUM,
+    KN_REDUCTION_NONE,
+    KN_REDUCTION_BATCHMEAN, /* kl_div */
+} kn_reduction;
+typedef struct kn_loss_params {
+    kn_reduction reduction;
+    int64_t ignore_index;   /* cross_entropy/nll with class indices; default -100 when
+                               use_ignore_index is true */
+    bool use_ignore_index;
+    double label_smoothing; /* cross_entropy */
+    double beta;            /* smooth_l1 (0 means 1) */
+    double delta;           /* huber (0 means 1) */
+    bool log_target;        /* kl_div */
+} kn_loss_params;
+/* logits (N, C, ...); target: class indices (N, ...) of an integer dtype or
+ * probabilities shaped like logits; weight (C) or NULL. */
+kn_tensor *kn_cross_entropy(kn_tensor *logits, kn_tensor *target, kn_tensor *weight,
+                            const kn_loss_params *p);
+kn_tensor *kn_nll_loss(kn_tensor *log_probs, kn_tensor *target, kn_tensor *weight,
+                       const kn_loss_params *p);
+kn_tensor *kn_bce_with_logits(kn_tensor *logits, kn_tensor *target, kn_tensor *weight,
+                              kn_tensor *pos_weight, const kn_loss_params *p);
+kn_tensor *kn_mse_loss(kn_tensor *x, kn_tensor *y, const kn_loss_params *p);
+kn_tensor *kn_l1_loss(kn_tensor *x, kn_tensor *y, const kn_loss_params *p);
+kn_tensor *kn_smooth_l1_loss(kn_tensor *x, kn_tensor *y, const kn_loss_params *p);
+kn_tensor *kn_huber_loss(kn_tensor *x, kn_tensor *y, const kn_loss_params *p);
+kn_tensor *kn_kl_div(kn_tensor *log_input, kn_tensor *target, const kn_loss_params *p);
+
+/* ---- recurrent cells (PyTorch gate order: LSTM i,f,g,o; GRU r,z,n).
+ * x (N, in), h/c (N, hidden), w_ih (G*hidden, in), w_hh (G*hidden, hidden),
+ * biases (G*hidden) or NULL. */
+kn_status kn_lstm_cell(kn_tensor *x, kn_tensor *h, kn_tensor *c, kn_tensor *w_ih,
+                       kn_tensor *w_hh, kn_tensor *b_ih, kn_tensor *b_hh, kn_tensor **h_out,
+                       kn_tensor **c_out);
+kn_tensor *kn_gru_cell(kn_tensor *x, kn_tensor *h, kn_tensor *w_ih, kn_tensor *w_hh,
+                       kn_tensor *b_ih, kn_tensor *b_hh);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* KILN_H */

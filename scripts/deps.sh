@@ -1,0 +1,28 @@
+#!/bin/sh
+# Installs the Debian packages that building and testing kiln need, and only
+# those that are missing (dpkg -s first, apt-get only when something lacks).
+# Idempotent: a second run does nothing.
+set -eu
+
+NEEDED="cmake make gcc libc6-dev pkg-config"
+
+missing=""
+for pkg in $NEEDED; do
+    if ! dpkg -s "$pkg" >/dev/null 2>&1; then
+        missing="$missing $pkg"
+    fi
+done
+
+if [ -z "$missing" ]; then
+    exit 0
+fi
+
+echo "deps: installing$missing"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    SUDO="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -q --no-install-recommends $missing

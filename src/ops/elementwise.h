@@ -1,0 +1,45 @@
+/* elementwise.h — the engine behind unary and binary elementwise ops: an op
+ * entry names its scalar functions in .data, and shared infer/kernels do the
+ * broadcasting, strides, dtype promotion and f16/bf16 rounding.
+ * f16/bf16 compute in f32 and round; integer ops compute exactly in int64. */
+#ifndef KILN_ELEMENTWISE_H
+#define KILN_ELEMENTWISE_H
+
+#include "op.h"
+
+/* Attributes of the parametrized unary ops (leaky_relu, elu, clip, ...);
+ * each op's schema names the fields it uses. */
+typedef struct kn_unary_attrs {
+    double alpha, beta;
+} kn_unary_attrs;
+
+typedef enum kn_ew_out {
+    KN_EW_SAME = 0, /* output dtype = (promoted) input dtype */
+    KN_EW_FLOAT,    /* like SAME, but integer inputs give f32 */
+    KN_EW_BOOL,     /* predicate: output bool */
+} kn_ew_out;
+
+typedef struct kn_unary_fn {
+    float (*f32)(float x, const kn_unary_attrs *a);
+    double (*f64)(double x, const kn_unary_attrs *a);
+    int64_t (*i64)(int64_t x, const kn_unary_attrs *a); /* NULL: ints compute in f32 */
+    kn_ew_out out;
+} kn_unary_fn;
+
+typedef struct kn_binary_fn {
+    float (*f32)(float a, float b);
+    double (*f64)(double a, double b);
+    int64_t (*i64)(int64_t a, int64_t b); /* NULL: ints compute in f32 */
+    kn_ew_out out;
+    bool logical; /* inputs are read as truth values */
+} kn_binary_fn;
+
+/* Shared infer and reference kernels, for the op entries. */
+kn_status kn__unary_infer(const kn_op_args *a, kn_out_meta *out);
+kn_status kn__binary_infer(const kn_op_args *a, kn_out_meta *out);
+extern const kn_impl kn__unary_impls[];
+extern const kn_impl kn__binary_impls[];
+/* NumPy/PyTorch result type of a binary op (0-d operands weigh less). */
+kn_dtype kn__result_type(const kn_tensor *a, const kn_tensor *b);
+
+#endif
