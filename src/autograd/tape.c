@@ -56,7 +56,8 @@ static kn__node *node_new(const kn_op_args *a)
         kn_free(nd);
         return NULL;
     }
-    if (nd->attrs) memcpy(nd->attrs, a->attrs, a->def->attrs_size);
+    if (nd->attrs && a->attrs) memcpy(nd->attrs, a->attrs, a->def->attrs_size);
+    else if (nd->attrs) memset(nd->attrs, 0, a->def->attrs_size); /* NULL attrs: defaults */
     nd->def = a->def;
     nd->n_in = a->n_in;
     nd->n_out = a->n_out;
@@ -334,7 +335,8 @@ kn_status kn_backward_ex(kn_tensor *out, kn_tensor *grad, unsigned flags)
     for (int64_t k = n - 1; k >= 0 && !s; k--) s = backprop_node(tape.nodes[k]);
     clear_pending(n);
     update_active();
-    if (!(flags & KN_BACKWARD_RETAIN_GRAPH)) free_visited();
+    /* like PyTorch, create_graph keeps the graph: the new nodes refer to it */
+    if (!(flags & (KN_BACKWARD_RETAIN_GRAPH | KN_BACKWARD_CREATE_GRAPH))) free_visited();
     else
         for (int64_t k = 0; k < tape.n; k++) tape.nodes[k]->visited = false;
     return s;
