@@ -4,7 +4,7 @@
 # Idempotent: a second run does nothing.
 set -eu
 
-NEEDED="cmake make gcc libc6-dev pkg-config"
+NEEDED="cmake make gcc libc6-dev pkg-config clang libclang-rt-14-dev"
 
 missing=""
 for pkg in $NEEDED; do
