@@ -1,6 +1,7 @@
-/* elementwise.h — the engine behind unary and binary elementwise ops: an op
- * entry names its scalar functions in .data, and shared infer/kernels do the
- * broadcasting, strides, dtype promotion and f16/bf16 rounding.
+/* elementwise.h — the engine behind unary, binary and ternary elementwise ops:
+ * an op entry names its scalar functions in .data, and the shared infer and
+ * kernels (elementwise.c) do broadcasting, strides, dtype promotion and
+ * f16/bf16 rounding. The ops themselves live in unary.c and binary.c.
  * f16/bf16 compute in f32 and round; integer ops compute exactly in int64. */
 #ifndef KILN_ELEMENTWISE_H
 #define KILN_ELEMENTWISE_H
@@ -41,5 +42,41 @@ extern const kn_impl kn__unary_impls[];
 extern const kn_impl kn__binary_impls[];
 /* NumPy/PyTorch result type of a binary op (0-d operands weigh less). */
 kn_dtype kn__result_type(const kn_tensor *a, const kn_tensor *b);
+
+/* Truth value of one element of any dtype (NaN counts as true). */
+bool kn__truth(kn_dtype dt, const void *p);
+/* Calls a unary / binary op entry (attrs may be NULL: all zero). */
+kn_tensor *kn__unary_call(const kn_op_def *def, kn_tensor *x, const kn_unary_attrs *attrs);
+kn_tensor *kn__binary_call(const kn_op_def *def, kn_tensor *a, kn_tensor *b);
+/* op(x, scalar v of x's dtype); a NULL x gives op's own NULL-input error. */
+kn_tensor *kn__with_scalar(kn_tensor *(*op)(kn_tensor *, kn_tensor *), kn_tensor *x, double v);
+
+/* Defines an op entry on the shared engine. */
+#define KN_UNARY_OP(op_name, dtypes_, infer_, grad_fn, attrs_schema, n_attrs_, amp_, fns)          \
+    const kn_op_def kn_op_##op_name = {.name = #op_name,                                           \
+                                       .n_in = 1,                                                  \
+                                       .n_out = 1,                                                 \
+                                       .attrs = attrs_schema,                                      \
+                                       .n_attrs = n_attrs_,                                        \
+                                       .attrs_size = sizeof(kn_unary_attrs),                       \
+                                       .dtypes = dtypes_,                                          \
+                                       .infer = infer_,                                            \
+                                       .impls = kn__unary_impls,                                   \
+                                       .grad = grad_fn,                                            \
+                                       .data = &fns,                                               \
+                                       .amp = amp_,                                                \
+                                       .layout = KN_LAYOUT_AGNOSTIC}
+
+#define KN_BINARY_OP(op_name, dtypes_, grad_fn, amp_, fns)                                         \
+    const kn_op_def kn_op_##op_name = {.name = #op_name,                                           \
+                                       .n_in = 2,                                                  \
+                                       .n_out = 1,                                                 \
+                                       .dtypes = dtypes_,                                          \
+                                       .infer = kn__binary_infer,                                  \
+                                       .impls = kn__binary_impls,                                  \
+                                       .grad = grad_fn,                                            \
+                                       .data = &fns,                                               \
+                                       .amp = amp_,                                                \
+                                       .layout = KN_LAYOUT_AGNOSTIC}
 
 #endif

@@ -25,7 +25,8 @@ int kn_op_num_inputs(const kn_op_def *op) { return op ? op->n_in : 0; }
 int kn_op_num_outputs(const kn_op_def *op) { return op ? op->n_out : 0; }
 int kn_op_num_attrs(const kn_op_def *op) { return op ? op->n_attrs : 0; }
 uint32_t kn_op_dtypes(const kn_op_def *op) { return op ? op->dtypes : 0; }
-bool kn_op_has_grad(const kn_op_def *op) { return op && op->grad; }
+/* Composites are differentiable through the primitives they call. */
+bool kn_op_has_grad(const kn_op_def *op) { return op && (op->grad || op->compose); }
 
 const char *kn_op_attr_name(const kn_op_def *op, int i)
 {

@@ -16,7 +16,7 @@ kn_status kn__check_shape(const char *who, int ndim, const int64_t *shape)
             return kn__error(KN_ERR_SHAPE, "%s: dim %d is %lld, expected >= 0", who, i,
                              (long long)shape[i]);
     int64_t n = kn__shape_numel(ndim, shape);
-    if (n < 0 || n > (INT64_MAX / 16))
+    if (n < 0 || n > KN__MAX_NUMEL)
         return kn__error(KN_ERR_SHAPE, "%s: shape has too many elements (overflow)", who);
     return KN_OK;
 }

@@ -36,6 +36,16 @@ struct kn_tensor {
     kn_tensor *bw_grad; /* gradient being built during backward */
 };
 
+/* Most elements a tensor may have (keeps byte sizes far from overflow). */
+#define KN__MAX_NUMEL (INT64_MAX / 16)
+/* True when a shape has negative dims or more than KN__MAX_NUMEL elements:
+ * infer functions check outputs with it so the error names the op. */
+static inline bool kn__shape_too_big(int ndim, const int64_t *shape)
+{
+    int64_t n = kn__shape_numel(ndim, shape);
+    return n < 0 || n > KN__MAX_NUMEL;
+}
+
 /* Contiguous, uninitialized tensor; NULL + error on bad shape or no memory. */
 kn_tensor *kn__tensor_new(kn_dtype dt, int ndim, const int64_t *shape);
 /* A view of base's storage with the given geometry (no checks). */
