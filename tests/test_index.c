@@ -9,7 +9,10 @@
 
 #define SHAPE(...) ((const int64_t[]){__VA_ARGS__})
 
-static kn_tensor *G(const kt_array *a, kn_dtype dt) { return kt_from_array(a, dt); }
+static kn_tensor *G(const kt_array *a, kn_dtype dt)
+{
+    return kt_from_array(a, dt);
+}
 
 static void check(const char *op, kn_tensor *t, const kt_array *e)
 {
@@ -42,13 +45,15 @@ static void test_gather(void)
     kn_tensor *ie = kn_tensor_zeros(KN_I64, 2, SHAPE(3, 0)), *ge = kn_gather(x, 1, ie);
     KT_CHECK(ge && kn_tensor_numel(ge) == 0 && kn_tensor_dim(ge, 0) == 3, "empty index");
     kn_tensor *objs[] = {x, i1, i0, xn, i1n, xt, it, xb, ie, ge};
-    for (int i = 0; i < 10; i++) kn_tensor_unref(objs[i]);
+    for (int i = 0; i < 10; i++)
+        kn_tensor_unref(objs[i]);
 }
 
 static void test_scatter(void)
 {
     kn_tensor *si = G(&SI, KN_I64), *src = G(&SRC24, KN_F32), *di = G(&DI, KN_I32);
-    kn_tensor *z = kn_tensor_zeros(KN_F32, 2, SHAPE(2, 5)), *o = kn_tensor_ones(KN_F32, 2, SHAPE(2, 5));
+    kn_tensor *z = kn_tensor_zeros(KN_F32, 2, SHAPE(2, 5)),
+              *o = kn_tensor_ones(KN_F32, 2, SHAPE(2, 5));
     check("scatter", kn_scatter(z, 1, si, src), &SCATTER_A1);
     kn_tensor *o34 = kn_tensor_ones(KN_F32, 2, SHAPE(3, 4));
     kn_tensor *i0 = kt_tensor(KN_I64, 2, SHAPE(1, 4), (double[]){2, 0, 1, 1});
@@ -65,7 +70,8 @@ static void test_scatter(void)
     KT_CHECK(kn_tensor_dtype(z) == KN_F32, "inputs unchanged");
     kt_check_values("scatter", z, 2, SHAPE(2, 5), (double[]){0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, 0, 0);
     kn_tensor *objs[] = {si, src, di, z, o, o34, i0, zn, srcn, sin, on, oh, sh, oi, srci};
-    for (int i = 0; i < 15; i++) kn_tensor_unref(objs[i]);
+    for (int i = 0; i < 15; i++)
+        kn_tensor_unref(objs[i]);
 }
 
 static void test_index_select_take(void)
@@ -74,7 +80,8 @@ static void test_index_select_take(void)
     kn_tensor *i3 = kt_tensor(KN_I64, 1, SHAPE(3), (double[]){2, 0, 2});
     check("index_select", kn_index_select(x, 0, i3), &INDEX_SELECT_A0);
     check("index_select", kn_index_select(xn, 0, i3), &INDEX_SELECT_A0);
-    kn_tensor *s3 = kn_tensor_scalar(KN_I32, 3), *v3 = kt_tensor(KN_I32, 1, SHAPE(1), (double[]){3});
+    kn_tensor *s3 = kn_tensor_scalar(KN_I32, 3),
+              *v3 = kt_tensor(KN_I32, 1, SHAPE(1), (double[]){3});
     check("index_select", kn_index_select(x, 1, s3), &INDEX_SELECT_A1);
     check("index_select", kn_index_select(x, -1, v3), &INDEX_SELECT_A1);
     kn_tensor *xt = kn_transpose(x, 0, 1), *i12 = kt_tensor(KN_I64, 1, SHAPE(2), (double[]){1, 2});
@@ -88,7 +95,8 @@ static void test_index_select_take(void)
     kn_tensor *tin = noncontig(ti);
     check("take", kn_take(xh, tin), &TAKE);
     kn_tensor *objs[] = {x, xn, i3, s3, v3, xt, i12, xh, ti, ti32, tin};
-    for (int i = 0; i < 11; i++) kn_tensor_unref(objs[i]);
+    for (int i = 0; i < 11; i++)
+        kn_tensor_unref(objs[i]);
 }
 
 static void test_one_hot_embedding_masked_fill(void)
@@ -118,7 +126,33 @@ static void test_one_hot_embedding_masked_fill(void)
     kn_tensor *ah = kn_cast(a, KN_F16);
     check("masked_fill", kn_masked_fill(ah, m, -1), &MASKED_FILL);
     kn_tensor *objs[] = {oi, oi32, oin, w, ei, ei32, wn, ein, wb, a, m, at, m2, ai, fi, ah};
-    for (int i = 0; i < 16; i++) kn_tensor_unref(objs[i]);
+    for (int i = 0; i < 16; i++)
+        kn_tensor_unref(objs[i]);
+}
+
+/* Big enough to run in parallel chunks: results must not depend on the
+ * thread count (scatter_add accumulates in a fixed order per column). */
+static void test_threads(void)
+{
+    kn_tensor *src = kt_rand(2, SHAPE(200, 300), -1, 1, 41), *r[2] = {0}, *g[2] = {0};
+    kn_tensor *u = kt_rand(2, SHAPE(200, 300), 0, 64, 42), *idx = kn_cast(u, KN_I64);
+    kn_tensor *z = kn_tensor_zeros(KN_F64, 2, SHAPE(64, 300));
+    int prev = kn_get_num_threads();
+    for (int k = 0; k < 2; k++) {
+        kn_set_num_threads(k ? 4 : 1);
+        r[k] = kn_scatter_add(z, 0, idx, src);
+        g[k] = kn_gather(r[k], 0, idx);
+    }
+    kn_set_num_threads(prev);
+    KT_CHECK(kt_equal_bits(r[0], r[1]) && kt_equal_bits(g[0], g[1]),
+             "same bits for 1 and 4 threads");
+    kn_tensor *s1 = kn_sum(src, 0, NULL, false), *s2 = kn_sum(r[0], 0, NULL, false);
+    double a = 0, b = 1;
+    kn_tensor_item(s1, &a), kn_tensor_item(s2, &b);
+    KT_CHECK(fabs(a - b) < 1e-9, "scatter_add keeps the total: %g vs %g", a, b);
+    kn_tensor *objs[] = {src, r[0], r[1], g[0], g[1], u, idx, z, s1, s2};
+    for (int i = 0; i < 10; i++)
+        kn_tensor_unref(objs[i]);
 }
 
 /* ----------------------------------------------------------- gradients */
@@ -132,13 +166,27 @@ static kn_tensor *f_index(kn_tensor *const *in, void *p)
     const gctx *c = p;
     kn_tensor *t = kn_transpose(in[0], 0, 1), *y = NULL;
     switch (c->op) {
-    case 0: y = kn_gather(t, c->axis, c->index); break;
-    case 1: y = kn_index_select(t, c->axis, c->index); break;
-    case 2: y = kn_take(t, c->index); break;
-    case 3: y = kn_embedding(t, c->index); break;
-    case 4: y = kn_masked_fill(t, c->index, 0.25); break;
-    case 5: y = kn_scatter(t, c->axis, c->index, in[1]); break;
-    case 6: y = kn_scatter_add(t, c->axis, c->index, in[1]); break;
+    case 0:
+        y = kn_gather(t, c->axis, c->index);
+        break;
+    case 1:
+        y = kn_index_select(t, c->axis, c->index);
+        break;
+    case 2:
+        y = kn_take(t, c->index);
+        break;
+    case 3:
+        y = kn_embedding(t, c->index);
+        break;
+    case 4:
+        y = kn_masked_fill(t, c->index, 0.25);
+        break;
+    case 5:
+        y = kn_scatter(t, c->axis, c->index, in[1]);
+        break;
+    case 6:
+        y = kn_scatter_add(t, c->axis, c->index, in[1]);
+        break;
     }
     kn_tensor_unref(t);
     return y;
@@ -152,22 +200,26 @@ static void test_grads(void)
     kn_tensor *gi1 = kt_tensor(KN_I32, 2, SHAPE(3, 2), (double[]){3, 3, 0, 1, 2, 0});
     kt_gradcheck("gather", f_index, 1, &x, &(gctx){.op = 0, .axis = 1, .index = gi1}, 1e-6, 1e-7);
     kn_tensor *si = kt_tensor(KN_I64, 1, SHAPE(5), (double[]){3, 0, 3, 1, 3});
-    kt_gradcheck("index_select", f_index, 1, &x, &(gctx){.op = 1, .axis = 1, .index = si}, 1e-6, 1e-7);
+    kt_gradcheck("index_select", f_index, 1, &x, &(gctx){.op = 1, .axis = 1, .index = si}, 1e-6,
+                 1e-7);
     kn_tensor *ti = kt_tensor(KN_I64, 2, SHAPE(3, 2), (double[]){0, -1, 5, -12, 11, 0});
     kt_gradcheck("take", f_index, 1, &x, &(gctx){.op = 2, .axis = 0, .index = ti}, 1e-6, 1e-7);
     kn_tensor *ei = kt_tensor(KN_I32, 2, SHAPE(2, 3), (double[]){2, 0, 2, 1, 1, 2});
     kt_gradcheck("embedding", f_index, 1, &x, &(gctx){.op = 3, .axis = 0, .index = ei}, 1e-6, 1e-7);
     kn_tensor *m = kt_tensor(KN_BOOL, 3, SHAPE(2, 1, 4), (double[]){1, 0, 0, 1, 0, 1, 1, 0});
-    kt_gradcheck("masked_fill", f_index, 1, &x, &(gctx){.op = 4, .axis = 0, .index = m}, 1e-6, 1e-7);
+    kt_gradcheck("masked_fill", f_index, 1, &x, &(gctx){.op = 4, .axis = 0, .index = m}, 1e-6,
+                 1e-7);
     /* scatter: x (3,4) and src (2,5) larger than the index (2,3); no
      * duplicates along the axis (torch leaves their order unspecified) */
     kn_tensor *src = kt_rand(2, SHAPE(2, 5), -1, 1, 32), *xs[2] = {x, src};
     kn_tensor *sci = kt_tensor(KN_I64, 2, SHAPE(2, 3), (double[]){1, 0, 2, 2, 1, 0});
     kt_gradcheck("scatter", f_index, 2, xs, &(gctx){.op = 5, .axis = 0, .index = sci}, 1e-6, 1e-7);
     kn_tensor *sai = kt_tensor(KN_I64, 2, SHAPE(2, 3), (double[]){3, 3, 0, 1, 3, 3});
-    kt_gradcheck("scatter_add", f_index, 2, xs, &(gctx){.op = 6, .axis = 1, .index = sai}, 1e-6, 1e-7);
+    kt_gradcheck("scatter_add", f_index, 2, xs, &(gctx){.op = 6, .axis = 1, .index = sai}, 1e-6,
+                 1e-7);
     kn_tensor *objs[] = {x, gi, gi1, si, ti, ei, m, src, sci, sai};
-    for (int i = 0; i < 10; i++) kn_tensor_unref(objs[i]);
+    for (int i = 0; i < 10; i++)
+        kn_tensor_unref(objs[i]);
 }
 
 static void test_one_hot_no_grad(void)
@@ -200,7 +252,8 @@ static void test_double_backward(void)
     kn_autograd_record(false);
     kt_check_values("gather", kn_tensor_grad(x), 1, SHAPE(3), (double[]){4, -8, 64}, 0, 1e-12);
     kn_tensor *objs[] = {x, i, g, c, l, d, dd, l2};
-    for (int k = 0; k < 8; k++) kn_tensor_unref(objs[k]);
+    for (int k = 0; k < 8; k++)
+        kn_tensor_unref(objs[k]);
 }
 
 /* ---------------------------------------------------------- bad input */
@@ -223,7 +276,8 @@ static void test_bad_inputs(void)
     kt_expect_fail("gather", kn_gather(x, 0, NULL), "NULL");
 
     kn_tensor *src = G(&SRC24, KN_F32), *srcd = G(&SRC24, KN_F64), *si = G(&SI, KN_I64);
-    kn_tensor *z = kn_tensor_zeros(KN_F32, 2, SHAPE(2, 5)), *zb = kn_tensor_zeros(KN_BOOL, 2, SHAPE(2, 5));
+    kn_tensor *z = kn_tensor_zeros(KN_F32, 2, SHAPE(2, 5)),
+              *zb = kn_tensor_zeros(KN_BOOL, 2, SHAPE(2, 5));
     kn_tensor *srcb = kn_cast(src, KN_BOOL), *small = kn_narrow(src, 1, 0, 2);
     kn_tensor *bad5 = kt_tensor(KN_I64, 2, SHAPE(1, 1), (double[]){5});
     kt_expect_fail("scatter", kn_scatter(z, 1, si, srcd), "input 2");
@@ -233,7 +287,8 @@ static void test_bad_inputs(void)
     kt_expect_fail("scatter", kn_scatter(z, 2, si, src), "axis");
     kt_expect_fail("scatter", kn_scatter(z, 1, si, NULL), "NULL");
     kt_expect_fail("scatter_add", kn_scatter_add(zb, 1, si, srcb), "bool");
-    kt_expect_fail("scatter_add", kn_scatter_add(z, 0, bad5, src), "index 5 is out of range [0, 2)");
+    kt_expect_fail("scatter_add", kn_scatter_add(z, 0, bad5, src),
+                   "index 5 is out of range [0, 2)");
     kt_expect_fail("scatter_add", kn_scatter_add(z, 1, v1, src), "dims");
     kt_expect_fail("scatter_add", kn_scatter_add(NULL, 1, si, src), "NULL");
 
@@ -280,9 +335,10 @@ static void test_bad_inputs(void)
     kt_expect_fail("masked_fill", kn_masked_fill(NULL, mb, 0), "NULL");
     kt_expect_fail("masked_fill", kn_masked_fill(x, NULL, 0), "NULL");
 
-    kn_tensor *objs[] = {x, i1, fi, i8, bad, neg, v1, big, src, srcd, si, z, zb, srcb, small, bad5,
-                         v9, t12, tm13, ez, d8, huge, w, w1, e5, wide, mf, mb};
-    for (int i = 0; i < (int)(sizeof objs / sizeof objs[0]); i++) kn_tensor_unref(objs[i]);
+    kn_tensor *objs[] = {x,     i1,   fi, i8,  bad,  neg, v1, big,  src, srcd, si, z,    zb, srcb,
+                         small, bad5, v9, t12, tm13, ez,  d8, huge, w,   w1,   e5, wide, mf, mb};
+    for (int i = 0; i < (int)(sizeof objs / sizeof objs[0]); i++)
+        kn_tensor_unref(objs[i]);
 }
 
 /* embedding + gather forward and backward under recording */
@@ -302,7 +358,8 @@ static kn_status walk_embedding(void *ctx)
     kn_autograd_record(false);
     if (!s && !t[4]) s = kn_last_status();
     if (!s) s = kn_backward(t[4], NULL);
-    for (int k = 5; k >= 0; k--) kn_tensor_unref(t[k]);
+    for (int k = 5; k >= 0; k--)
+        kn_tensor_unref(t[k]);
     kn_tensor_unref(w), kn_tensor_unref(i);
     return s;
 }
@@ -319,6 +376,7 @@ int main(void)
     KT_RUN(test_scatter);
     KT_RUN(test_index_select_take);
     KT_RUN(test_one_hot_embedding_masked_fill);
+    KT_RUN(test_threads);
     KT_RUN(test_grads);
     KT_RUN(test_one_hot_no_grad);
     KT_RUN(test_double_backward);

@@ -10,7 +10,10 @@
 #define SHAPE(...) ((const int64_t[]){__VA_ARGS__})
 #define AXES(...) ((const int[]){__VA_ARGS__})
 
-static kn_tensor *G(const kt_array *a, kn_dtype dt) { return kt_from_array(a, dt); }
+static kn_tensor *G(const kt_array *a, kn_dtype dt)
+{
+    return kt_from_array(a, dt);
+}
 
 /* Exact comparison (shape ops move values, they never compute). */
 static void check(const char *op, kn_tensor *t, const kt_array *e)
@@ -84,7 +87,8 @@ static void test_reshape(void)
     kn_tensor *h = G(&X234, KN_BF16), *rh = kn_reshape(h, 2, SHAPE(4, 6));
     kt_check_array("reshape", rh, &RESHAPE_4x6, 0, 0);
     kn_tensor *objs[] = {x, t, n, s, rs, e, re, h, rh};
-    for (int i = 0; i < 9; i++) kn_tensor_unref(objs[i]);
+    for (int i = 0; i < 9; i++)
+        kn_tensor_unref(objs[i]);
 }
 
 static void test_flatten_squeeze_unsqueeze(void)
@@ -117,7 +121,8 @@ static void test_flatten_squeeze_unsqueeze(void)
     kn_tensor_unref(q);
     kn_tensor *st = kn_transpose(s, 1, 3); /* (1,2,1,3) non-contiguous */
     q = kn_squeeze(st, 0, NULL);
-    kt_check_values("squeeze", q, 2, SHAPE(2, 3), (double[]){-2.5, -0.5, 1.5, -1.5, 0.5, 2.5}, 0, 0);
+    kt_check_values("squeeze", q, 2, SHAPE(2, 3), (double[]){-2.5, -0.5, 1.5, -1.5, 0.5, 2.5}, 0,
+                    0);
     check_view("squeeze", s, q);
     kn_tensor_unref(q);
 
@@ -131,7 +136,8 @@ static void test_flatten_squeeze_unsqueeze(void)
              "unsqueeze(0) stays contiguous");
     kn_tensor_unref(u);
     kn_tensor *objs[] = {x, t, s, st, xt};
-    for (int i = 0; i < 5; i++) kn_tensor_unref(objs[i]);
+    for (int i = 0; i < 5; i++)
+        kn_tensor_unref(objs[i]);
 }
 
 static void test_permute_transpose(void)
@@ -162,13 +168,18 @@ static void test_permute_transpose(void)
     kn_tensor *h = G(&X234, KN_F16), *th = kn_transpose(h, 0, 2);
     kt_check_array("transpose", th, &TRANSPOSE_02, 0, 0);
     kn_tensor *objs[] = {x, t, t01, c, c2, h, th};
-    for (int i = 0; i < 7; i++) kn_tensor_unref(objs[i]);
+    for (int i = 0; i < 7; i++)
+        kn_tensor_unref(objs[i]);
 }
 
 static void test_slice_narrow(void)
 {
     kn_tensor *x = G(&X234, KN_F32);
-    struct { int axis; int64_t b, e, s; const kt_array *want; } cases[] = {
+    struct {
+        int axis;
+        int64_t b, e, s;
+        const kt_array *want;
+    } cases[] = {
         {2, 1, INT64_MAX, 2, &SLICE_A2_1_END_2},
         {1, -3, -1, 1, &SLICE_A1_M3_M1},
         {-1, -100, 100, 3, &SLICE_A2_WIDE_3},
@@ -195,7 +206,8 @@ static void test_slice_narrow(void)
     kn_tensor *b = G(&X234, KN_BF16), *bs = kn_slice(b, 2, 1, INT64_MAX, 2);
     kt_check_array("slice", bs, &SLICE_A2_1_END_2, 0, 0);
     kn_tensor *objs[] = {x, t, s, n, tn, b, bs};
-    for (int i = 0; i < 7; i++) kn_tensor_unref(objs[i]);
+    for (int i = 0; i < 7; i++)
+        kn_tensor_unref(objs[i]);
 }
 
 static void test_expand_cast(void)
@@ -206,7 +218,8 @@ static void test_expand_cast(void)
     kn_tensor *e2 = kn_expand(b, 2, SHAPE(2, 3));
     kt_check_values("expand", e2, 2, SHAPE(2, 3), (double[]){10, 10, 10, 20, 20, 20}, 0, 0);
     kn_tensor *bt = kn_transpose(b, 0, 1), *e3 = kn_expand(bt, 3, SHAPE(2, 3, -1));
-    kt_check_values("expand", e3, 3, SHAPE(2, 3, 2), (double[]){10, 20, 10, 20, 10, 20, 10, 20, 10, 20, 10, 20}, 0, 0);
+    kt_check_values("expand", e3, 3, SHAPE(2, 3, 2),
+                    (double[]){10, 20, 10, 20, 10, 20, 10, 20, 10, 20, 10, 20}, 0, 0);
     check_view("expand", b, e3);
     kn_tensor_unref(bt), kn_tensor_unref(e3);
     kn_tensor *a = G(&A23, KN_F32), *at = kn_transpose(a, 0, 1);
@@ -215,7 +228,8 @@ static void test_expand_cast(void)
     kn_tensor *h = kn_cast(at, KN_F16);
     kt_check_values("cast", h, 2, SHAPE(3, 2), (double[]){1, 4, 2, 5, 3, 6}, 0, 0);
     kn_tensor *objs[] = {b, e, e2, a, at, c, h};
-    for (int i = 0; i < 7; i++) kn_tensor_unref(objs[i]);
+    for (int i = 0; i < 7; i++)
+        kn_tensor_unref(objs[i]);
 }
 
 /* ----------------------------------------------------------- copies */
@@ -240,7 +254,8 @@ static void test_concat_stack(void)
     KT_CHECK(sh && kn_tensor_dtype(sh) == KN_F16 && kn_tensor_dim(sh, 2) == 2, "f16 stack");
     kn_tensor_unref(sh);
     kn_tensor *objs[] = {a, b, c, z, at, ah, bd, a2, a3, an, ant};
-    for (int i = 0; i < 11; i++) kn_tensor_unref(objs[i]);
+    for (int i = 0; i < 11; i++)
+        kn_tensor_unref(objs[i]);
 }
 
 static void test_split_chunk(void)
@@ -272,7 +287,8 @@ static void test_split_chunk(void)
     kn_tensor *e = kn_tensor_zeros(KN_BF16, 2, SHAPE(0, 3));
     KT_OK(kn_chunk(e, 3, 0, outs, &n));
     KT_CHECK(n == 3 && kn_tensor_dim(outs[2], 0) == 0, "chunk of an empty axis: 3 empty parts");
-    for (int i = 0; i < n; i++) kn_tensor_unref(outs[i]);
+    for (int i = 0; i < n; i++)
+        kn_tensor_unref(outs[i]);
     kn_tensor_unref(x), kn_tensor_unref(t), kn_tensor_unref(six), kn_tensor_unref(e);
 }
 
@@ -291,7 +307,8 @@ static void test_pad(void)
     kn_tensor *pe = kn_pad(e, SHAPE(1, 0, 0, 1), KN_PAD_CONSTANT, 7);
     kt_check_values("pad", pe, 2, SHAPE(1, 3), (double[]){7, 7, 7}, 0, 0);
     kn_tensor *objs[] = {a, x, at, ah, e, pe};
-    for (int i = 0; i < 6; i++) kn_tensor_unref(objs[i]);
+    for (int i = 0; i < 6; i++)
+        kn_tensor_unref(objs[i]);
 }
 
 static void test_tile_repeat(void)
@@ -311,7 +328,8 @@ static void test_tile_repeat(void)
     kn_tensor *r0 = kn_repeat(a, 0, 1);
     KT_CHECK(r0 && kn_tensor_numel(r0) == 0 && kn_tensor_dim(r0, 0) == 2, "repeat 0 times");
     kn_tensor *objs[] = {a, at, t0, ah, r0};
-    for (int i = 0; i < 5; i++) kn_tensor_unref(objs[i]);
+    for (int i = 0; i < 5; i++)
+        kn_tensor_unref(objs[i]);
 }
 
 /* ----------------------------------------------------------- gradients */
@@ -327,21 +345,39 @@ static kn_tensor *f_views(kn_tensor *const *in, void *p)
     const gctx *c = p;
     kn_tensor *t = kn_transpose(in[0], 0, 2), *y = NULL; /* (4,3,2) from (2,3,4) */
     switch (c->op) {
-    case 0: y = kn_reshape(t, 2, SHAPE(6, 4)); break;
-    case 1: y = kn_flatten(t, 1, 2); break;
-    case 2: y = kn_permute(t, 3, AXES(1, 2, 0)); break;
-    case 3: y = kn_transpose(t, 1, -1); break;
-    case 4: y = kn_slice(t, c->axis, c->a, c->b, c->c); break;
-    case 5: y = kn_narrow(t, c->axis, c->a, c->b); break;
-    case 6: y = kn_unsqueeze(t, c->axis); break;
+    case 0:
+        y = kn_reshape(t, 2, SHAPE(6, 4));
+        break;
+    case 1:
+        y = kn_flatten(t, 1, 2);
+        break;
+    case 2:
+        y = kn_permute(t, 3, AXES(1, 2, 0));
+        break;
+    case 3:
+        y = kn_transpose(t, 1, -1);
+        break;
+    case 4:
+        y = kn_slice(t, c->axis, c->a, c->b, c->c);
+        break;
+    case 5:
+        y = kn_narrow(t, c->axis, c->a, c->b);
+        break;
+    case 6:
+        y = kn_unsqueeze(t, c->axis);
+        break;
     case 7: {
         kn_tensor *u = kn_unsqueeze(t, 1);
         y = kn_squeeze(u, 0, NULL);
         kn_tensor_unref(u);
         break;
     }
-    case 8: y = kn_contiguous(t); break;
-    case 9: y = kn_cast(t, KN_F32); break;
+    case 8:
+        y = kn_contiguous(t);
+        break;
+    case 9:
+        y = kn_cast(t, KN_F32);
+        break;
     case 10: {
         kn_tensor *n = kn_narrow(t, 2, 0, 1); /* (4,3,1) */
         y = kn_expand(n, 4, SHAPE(2, 4, 3, 3));
@@ -356,7 +392,11 @@ static kn_tensor *f_views(kn_tensor *const *in, void *p)
 static void test_view_grads(void)
 {
     kn_tensor *x = kt_rand(3, SHAPE(2, 3, 4), -1, 1, 7);
-    struct { const char *op; gctx c; double eps, tol; } cases[] = {
+    struct {
+        const char *op;
+        gctx c;
+        double eps, tol;
+    } cases[] = {
         {"reshape", {.op = 0}, 1e-6, 1e-7},
         {"flatten", {.op = 1}, 1e-6, 1e-7},
         {"permute", {.op = 2}, 1e-6, 1e-7},
@@ -396,7 +436,8 @@ static kn_tensor *f_split(kn_tensor *const *in, void *p)
                              : kn_chunk(in[0], 3, c->axis, outs, &n);
     /* part 1 unused: its gradient is missing (NULL) and must count as zeros */
     if (!s) y = kn_concat(2, (kn_tensor *[]){outs[2], outs[0]}, c->axis);
-    for (int i = 0; i < 4; i++) kn_tensor_unref(outs[i]);
+    for (int i = 0; i < 4; i++)
+        kn_tensor_unref(outs[i]);
     return y;
 }
 
@@ -429,9 +470,12 @@ static void test_copy_grads(void)
     kt_gradcheck("split", f_split, 1, &x, &(gctx){.op = 0, .axis = 1}, 1e-6, 1e-7);
     kt_gradcheck("chunk", f_split, 1, &x, &(gctx){.op = 1, .axis = -1}, 1e-6, 1e-7);
     kn_tensor *m = kt_rand(2, SHAPE(4, 3), -1, 1, 14); /* transposed to (3,4) */
-    kt_gradcheck("pad", f_pad, 1, &m, &(gctx){.op = KN_PAD_CONSTANT, .v = SHAPE(1, 0, 2, 1)}, 1e-6, 1e-7);
-    kt_gradcheck("pad", f_pad, 1, &m, &(gctx){.op = KN_PAD_REFLECT, .v = SHAPE(2, 1, 3, 2)}, 1e-6, 1e-7);
-    kt_gradcheck("pad", f_pad, 1, &m, &(gctx){.op = KN_PAD_EDGE, .v = SHAPE(0, 3, 2, 1)}, 1e-6, 1e-7);
+    kt_gradcheck("pad", f_pad, 1, &m, &(gctx){.op = KN_PAD_CONSTANT, .v = SHAPE(1, 0, 2, 1)}, 1e-6,
+                 1e-7);
+    kt_gradcheck("pad", f_pad, 1, &m, &(gctx){.op = KN_PAD_REFLECT, .v = SHAPE(2, 1, 3, 2)}, 1e-6,
+                 1e-7);
+    kt_gradcheck("pad", f_pad, 1, &m, &(gctx){.op = KN_PAD_EDGE, .v = SHAPE(0, 3, 2, 1)}, 1e-6,
+                 1e-7);
     kt_gradcheck("tile", f_tile, 1, &m, &(gctx){.op = 0, .a = 3, .v = SHAPE(2, 1, 2)}, 1e-6, 1e-7);
     kt_gradcheck("tile", f_tile, 1, &m, &(gctx){.op = 0, .a = 1, .v = SHAPE(3)}, 1e-6, 1e-7);
     kt_gradcheck("repeat", f_tile, 1, &m, &(gctx){.op = 1, .axis = 1, .a = 2}, 1e-6, 1e-7);
@@ -459,7 +503,8 @@ static void test_double_backward(void)
      * l = x1^2 + x2^2 + x3^2, grad = 2x at 1..3, d(sum grad)/dx = 2 there */
     kt_check_values("pad", kn_tensor_grad(x), 1, SHAPE(5), (double[]){0, 2, 2, 2, 0}, 0, 1e-12);
     kn_tensor *objs[] = {x, p, s, sq, l, g, gs};
-    for (int i = 0; i < 7; i++) kn_tensor_unref(objs[i]);
+    for (int i = 0; i < 7; i++)
+        kn_tensor_unref(objs[i]);
 }
 
 /* ---------------------------------------------------------- bad input */
@@ -540,7 +585,8 @@ static void test_bad_inputs(void)
     kt_expect_fail("pad", kn_pad(e, SHAPE(1, 0), KN_PAD_EDGE, 0), "empty");
     kt_expect_fail("pad", kn_pad(a, NULL, KN_PAD_CONSTANT, 0), "NULL");
     kt_expect_fail("pad", kn_pad(NULL, SHAPE(0, 0), KN_PAD_CONSTANT, 0), "NULL");
-    kt_expect_fail("pad", kn_pad(big, SHAPE(0, 0, INT64_MAX - 4, 0), KN_PAD_CONSTANT, 0), "overflow");
+    kt_expect_fail("pad", kn_pad(big, SHAPE(0, 0, INT64_MAX - 4, 0), KN_PAD_CONSTANT, 0),
+                   "overflow");
     kt_expect_fail("tile", kn_tile(a, 2, SHAPE(-1, 2)), "reps");
     kt_expect_fail("tile", kn_tile(a, 9, SHAPE(1)), "reps");
     kt_expect_fail("tile", kn_tile(big, 2, SHAPE(huge, 1)), "overflow");
@@ -556,7 +602,8 @@ static void test_bad_inputs(void)
     kn_tensor *sp = kn_pad(sym, SHAPE(1, 1, 0, 0, 0, 0), KN_PAD_EDGE, 0);
     KT_CHECK(sp && kn_tensor_is_symbolic(sp) && kn_tensor_dim(sp, 0) == 4, "symbolic pad");
     kn_tensor *objs[] = {x, a, b, big, d8, sc, e, sym, sv, sp};
-    for (int i = 0; i < 10; i++) kn_tensor_unref(objs[i]);
+    for (int i = 0; i < 10; i++)
+        kn_tensor_unref(objs[i]);
 }
 
 /* A representative chain under recording, forward and backward. */
@@ -576,7 +623,8 @@ static kn_status walk_pad_concat(void *ctx)
     kn_autograd_record(false);
     if (!s && !t[5]) s = kn_last_status();
     if (!s) s = kn_backward(t[5], NULL);
-    for (int i = 7; i >= 0; i--) kn_tensor_unref(t[i]);
+    for (int i = 7; i >= 0; i--)
+        kn_tensor_unref(t[i]);
     kn_tensor_unref(x);
     return s;
 }

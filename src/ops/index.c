@@ -67,7 +67,8 @@ static void unravel(int64_t i, int nd, const int64_t *shape, int64_t *c)
 static int64_t dot(int nd, const int64_t *c, const int64_t *strides)
 {
     int64_t off = 0;
-    for (int d = 0; d < nd; d++) off += c[d] * strides[d];
+    for (int d = 0; d < nd; d++)
+        off += c[d] * strides[d];
     return off;
 }
 
@@ -97,7 +98,8 @@ static kn_status gather_infer(const kn_op_args *a, kn_out_meta *m)
 {
     const kn_tensor *x = a->in[0], *idx = a->in[1];
     int ax;
-    if (check_index_dtype("gather", idx) || kn__shape_axis("gather", ((const kn_index_attrs *)a->attrs)->axis, x->ndim, &ax) ||
+    if (check_index_dtype("gather", idx) ||
+        kn__shape_axis("gather", ((const kn_index_attrs *)a->attrs)->axis, x->ndim, &ax) ||
         check_fits("gather", idx, x, ax, "input"))
         return kn_last_status();
     m->dtype = x->dtype;
@@ -150,9 +152,18 @@ static kn_status gather_grad(const kn_grad_args *g)
 }
 
 const kn_op_def kn_op_gather = {
-    .name = "gather", .n_in = 2, .n_out = 1, .nondiff_in = 1u << 1, .attrs = axis_attr_schema,
-    .n_attrs = 1, .attrs_size = sizeof(kn_index_attrs), .dtypes = KN_DTYPES_ALL,
-    .infer = gather_infer, .impls = gather_impls, .grad = gather_grad, .layout = KN_LAYOUT_FIXED,
+    .name = "gather",
+    .n_in = 2,
+    .n_out = 1,
+    .nondiff_in = 1u << 1,
+    .attrs = axis_attr_schema,
+    .n_attrs = 1,
+    .attrs_size = sizeof(kn_index_attrs),
+    .dtypes = KN_DTYPES_ALL,
+    .infer = gather_infer,
+    .impls = gather_impls,
+    .grad = gather_grad,
+    .layout = KN_LAYOUT_FIXED,
 };
 
 kn_tensor *kn_gather(kn_tensor *x, int axis, kn_tensor *index)
@@ -168,7 +179,8 @@ static kn_status scatter_infer(const kn_op_args *a, kn_out_meta *m)
     const char *op = a->def->name;
     const kn_tensor *x = a->in[0], *idx = a->in[1], *src = a->in[2];
     int ax;
-    if (check_index_dtype(op, idx) || kn__shape_axis(op, ((const kn_index_attrs *)a->attrs)->axis, x->ndim, &ax) ||
+    if (check_index_dtype(op, idx) ||
+        kn__shape_axis(op, ((const kn_index_attrs *)a->attrs)->axis, x->ndim, &ax) ||
         check_fits(op, idx, x, ax, "input") || check_fits(op, idx, src, -1, "src") ||
         kn__check_same_dtype(a, 0, 2))
         return kn_last_status();
@@ -208,17 +220,26 @@ static void scatter_range(int64_t begin, int64_t end, void *arg)
             int64_t v = index_at(idx, ioff + k * idx->strides[s->ax]);
             char *yp = yb + (yoff + v * s->y->strides[s->ax]) * es;
             const char *sp = sb + (soff + k * src->strides[s->ax]) * es;
-            if (!s->add) memcpy(yp, sp, (size_t)es);
-            else if (kn_dtype_is_float(dt)) kn__store(dt, yp, kn__load(dt, yp) + kn__load(dt, sp));
-            else kn__store_i64(dt, yp, (int64_t)((uint64_t)kn__load_i64(dt, yp) + (uint64_t)kn__load_i64(dt, sp)));
+            if (!s->add)
+                memcpy(yp, sp, (size_t)es);
+            else if (kn_dtype_is_float(dt))
+                kn__store(dt, yp, kn__load(dt, yp) + kn__load(dt, sp));
+            else
+                kn__store_i64(
+                    dt, yp,
+                    (int64_t)((uint64_t)kn__load_i64(dt, yp) + (uint64_t)kn__load_i64(dt, sp)));
         }
     }
 }
 
 static kn_status scatter_ref(const kn_op_args *a)
 {
-    scatter_ctx s = {a->in[1], a->in[2], a->out[0], attr_axis(a->attrs, a->in[0]->ndim),
-                     a->def == &kn_op_scatter_add, {0}};
+    scatter_ctx s = {a->in[1],
+                     a->in[2],
+                     a->out[0],
+                     attr_axis(a->attrs, a->in[0]->ndim),
+                     a->def == &kn_op_scatter_add,
+                     {0}};
     kn_status st = check_axis_range(a->def->name, s.idx, a->in[0], s.ax);
     if (st || (st = kn__copy_into(s.y, a->in[0]))) return st;
     memcpy(s.col_shape, s.idx->shape, sizeof(int64_t) * (size_t)s.idx->ndim);
@@ -262,16 +283,33 @@ static kn_status scatter_grad(const kn_grad_args *g)
 }
 
 const kn_op_def kn_op_scatter = {
-    .name = "scatter", .n_in = 3, .n_out = 1, .nondiff_in = 1u << 1, .attrs = axis_attr_schema,
-    .n_attrs = 1, .attrs_size = sizeof(kn_index_attrs), .dtypes = KN_DTYPES_ALL,
-    .infer = scatter_infer, .impls = scatter_impls, .grad = scatter_grad, .layout = KN_LAYOUT_FIXED,
+    .name = "scatter",
+    .n_in = 3,
+    .n_out = 1,
+    .nondiff_in = 1u << 1,
+    .attrs = axis_attr_schema,
+    .n_attrs = 1,
+    .attrs_size = sizeof(kn_index_attrs),
+    .dtypes = KN_DTYPES_ALL,
+    .infer = scatter_infer,
+    .impls = scatter_impls,
+    .grad = scatter_grad,
+    .layout = KN_LAYOUT_FIXED,
 };
 
 const kn_op_def kn_op_scatter_add = {
-    .name = "scatter_add", .n_in = 3, .n_out = 1, .nondiff_in = 1u << 1,
-    .attrs = axis_attr_schema, .n_attrs = 1, .attrs_size = sizeof(kn_index_attrs),
-    .dtypes = KN_DTYPES_FLOAT | KN_DTYPES_INT, .infer = scatter_infer, .impls = scatter_impls,
-    .grad = scatter_grad, .layout = KN_LAYOUT_FIXED,
+    .name = "scatter_add",
+    .n_in = 3,
+    .n_out = 1,
+    .nondiff_in = 1u << 1,
+    .attrs = axis_attr_schema,
+    .n_attrs = 1,
+    .attrs_size = sizeof(kn_index_attrs),
+    .dtypes = KN_DTYPES_FLOAT | KN_DTYPES_INT,
+    .infer = scatter_infer,
+    .impls = scatter_impls,
+    .grad = scatter_grad,
+    .layout = KN_LAYOUT_FIXED,
 };
 
 kn_tensor *kn_scatter(kn_tensor *x, int axis, kn_tensor *index, kn_tensor *src)
@@ -297,7 +335,8 @@ static kn_status index_select_infer(const kn_op_args *a, kn_out_meta *m)
         kn__shape_axis("index_select", ((const kn_index_attrs *)a->attrs)->axis, x->ndim, &ax))
         return kn_last_status();
     if (idx->ndim > 1)
-        return kn__error(KN_ERR_SHAPE, "index_select: index has %d dims, expected 0 or 1", idx->ndim);
+        return kn__error(KN_ERR_SHAPE, "index_select: index has %d dims, expected 0 or 1",
+                         idx->ndim);
     m->dtype = x->dtype;
     m->ndim = x->ndim;
     memcpy(m->shape, x->shape, sizeof(int64_t) * (size_t)x->ndim);
@@ -339,7 +378,8 @@ static kn_tensor *index_add_zeros(kn_tensor *gy, int ax, kn_tensor *index, int n
 {
     kn_scratch s = {0};
     int64_t ishape[KN_MAX_DIMS];
-    for (int d = 0; d < gy->ndim; d++) ishape[d] = d == ax ? gy->shape[d] : 1;
+    for (int d = 0; d < gy->ndim; d++)
+        ishape[d] = d == ax ? gy->shape[d] : 1;
     kn_tensor *i1 = kn__keep(&s, kn_reshape(index, gy->ndim, ishape));
     kn_tensor *ie = kn__keep(&s, kn_expand(i1, gy->ndim, gy->shape));
     kn_tensor *z = kn__keep(&s, ie ? kn_tensor_zeros(gy->dtype, ndim, shape) : NULL);
@@ -356,10 +396,18 @@ static kn_status index_select_grad(const kn_grad_args *g)
 }
 
 const kn_op_def kn_op_index_select = {
-    .name = "index_select", .n_in = 2, .n_out = 1, .nondiff_in = 1u << 1,
-    .attrs = axis_attr_schema, .n_attrs = 1, .attrs_size = sizeof(kn_index_attrs),
-    .dtypes = KN_DTYPES_ALL, .infer = index_select_infer, .impls = index_select_impls,
-    .grad = index_select_grad, .layout = KN_LAYOUT_FIXED,
+    .name = "index_select",
+    .n_in = 2,
+    .n_out = 1,
+    .nondiff_in = 1u << 1,
+    .attrs = axis_attr_schema,
+    .n_attrs = 1,
+    .attrs_size = sizeof(kn_index_attrs),
+    .dtypes = KN_DTYPES_ALL,
+    .infer = index_select_infer,
+    .impls = index_select_impls,
+    .grad = index_select_grad,
+    .layout = KN_LAYOUT_FIXED,
 };
 
 kn_tensor *kn_index_select(kn_tensor *x, int axis, kn_tensor *index)
@@ -431,8 +479,15 @@ static kn_status take_grad(const kn_grad_args *g)
 }
 
 const kn_op_def kn_op_take = {
-    .name = "take", .n_in = 2, .n_out = 1, .nondiff_in = 1u << 1, .dtypes = KN_DTYPES_ALL,
-    .infer = take_infer, .impls = take_impls, .grad = take_grad, .layout = KN_LAYOUT_FIXED,
+    .name = "take",
+    .n_in = 2,
+    .n_out = 1,
+    .nondiff_in = 1u << 1,
+    .dtypes = KN_DTYPES_ALL,
+    .infer = take_infer,
+    .impls = take_impls,
+    .grad = take_grad,
+    .layout = KN_LAYOUT_FIXED,
 };
 
 kn_tensor *kn_take(kn_tensor *x, kn_tensor *index)
@@ -475,15 +530,24 @@ static kn_status one_hot_ref(const kn_op_args *a)
     char *yb = kn__tensor_ptr(y);
     memset(yb, 0, (size_t)(n * at->depth * es));
     for (int64_t i = 0; i < n; i++)
-        kn__store(y->dtype, yb + (i * at->depth + index_at(idx, kn__strided_offset(idx, i))) * es, 1.0);
+        kn__store(y->dtype, yb + (i * at->depth + index_at(idx, kn__strided_offset(idx, i))) * es,
+                  1.0);
     return KN_OK;
 }
 static const kn_impl one_hot_impls[] = {{"ref", KN_ISA_REF, NULL, one_hot_ref}, {0}};
 
 const kn_op_def kn_op_one_hot = {
-    .name = "one_hot", .n_in = 1, .n_out = 1, .nondiff_in = 1u << 0, .attrs = one_hot_attr_schema,
-    .n_attrs = 2, .attrs_size = sizeof(kn_index_attrs), .dtypes = KN_DT(KN_I64) | KN_DT(KN_I32),
-    .infer = one_hot_infer, .impls = one_hot_impls, .layout = KN_LAYOUT_FIXED,
+    .name = "one_hot",
+    .n_in = 1,
+    .n_out = 1,
+    .nondiff_in = 1u << 0,
+    .attrs = one_hot_attr_schema,
+    .n_attrs = 2,
+    .attrs_size = sizeof(kn_index_attrs),
+    .dtypes = KN_DT(KN_I64) | KN_DT(KN_I32),
+    .infer = one_hot_infer,
+    .impls = one_hot_impls,
+    .layout = KN_LAYOUT_FIXED,
 };
 
 kn_tensor *kn_one_hot(kn_tensor *index, int64_t depth, kn_dtype dt)
@@ -521,7 +585,8 @@ static void embedding_range(int64_t begin, int64_t end, void *arg)
     for (int64_t i = begin; i < end; i++) {
         int64_t v = index_at(idx, kn__strided_offset(idx, i));
         for (int64_t j = 0; j < D; j++)
-            memcpy(yb + (i * D + j) * es, wb + (v * w->strides[0] + j * w->strides[1]) * es, (size_t)es);
+            memcpy(yb + (i * D + j) * es, wb + (v * w->strides[0] + j * w->strides[1]) * es,
+                   (size_t)es);
     }
 }
 
@@ -551,8 +616,14 @@ static kn_status embedding_grad(const kn_grad_args *g)
 }
 
 const kn_op_def kn_op_embedding = {
-    .name = "embedding", .n_in = 2, .n_out = 1, .nondiff_in = 1u << 1, .dtypes = KN_DTYPES_ALL,
-    .infer = embedding_infer, .impls = embedding_impls, .grad = embedding_grad,
+    .name = "embedding",
+    .n_in = 2,
+    .n_out = 1,
+    .nondiff_in = 1u << 1,
+    .dtypes = KN_DTYPES_ALL,
+    .infer = embedding_infer,
+    .impls = embedding_impls,
+    .grad = embedding_grad,
     .layout = KN_LAYOUT_FIXED,
 };
 
@@ -570,8 +641,8 @@ static kn_status masked_fill_infer(const kn_op_args *a, kn_out_meta *m)
         return kn__error(KN_ERR_DTYPE, "masked_fill: mask has dtype %s, expected bool",
                          kn_dtype_name(mask->dtype));
     m->dtype = x->dtype;
-    return kn__broadcast_shapes("masked_fill", x->ndim, x->shape, mask->ndim, mask->shape,
-                                &m->ndim, m->shape);
+    return kn__broadcast_shapes("masked_fill", x->ndim, x->shape, mask->ndim, mask->shape, &m->ndim,
+                                m->shape);
 }
 
 typedef struct fill_ctx {
@@ -584,7 +655,8 @@ static void masked_fill_loop(char **p, const int64_t *st, int64_t n, void *arg)
 {
     const fill_ctx *f = arg;
     for (int64_t i = 0; i < n; i++)
-        memcpy(p[0] + i * st[0], *(const bool *)(p[2] + i * st[2]) ? f->value : p[1] + i * st[1], f->es);
+        memcpy(p[0] + i * st[0], *(const bool *)(p[2] + i * st[2]) ? f->value : p[1] + i * st[1],
+               f->es);
 }
 
 static kn_status masked_fill_ref(const kn_op_args *a)
@@ -606,10 +678,18 @@ static kn_status masked_fill_grad(const kn_grad_args *g)
 }
 
 const kn_op_def kn_op_masked_fill = {
-    .name = "masked_fill", .n_in = 2, .n_out = 1, .nondiff_in = 1u << 1,
-    .attrs = fill_attr_schema, .n_attrs = 1, .attrs_size = sizeof(kn_index_attrs),
-    .dtypes = KN_DTYPES_ALL, .infer = masked_fill_infer, .impls = masked_fill_impls,
-    .grad = masked_fill_grad, .layout = KN_LAYOUT_AGNOSTIC,
+    .name = "masked_fill",
+    .n_in = 2,
+    .n_out = 1,
+    .nondiff_in = 1u << 1,
+    .attrs = fill_attr_schema,
+    .n_attrs = 1,
+    .attrs_size = sizeof(kn_index_attrs),
+    .dtypes = KN_DTYPES_ALL,
+    .infer = masked_fill_infer,
+    .impls = masked_fill_impls,
+    .grad = masked_fill_grad,
+    .layout = KN_LAYOUT_AGNOSTIC,
 };
 
 kn_tensor *kn_masked_fill(kn_tensor *x, kn_tensor *mask, double value)

@@ -42,8 +42,7 @@ kn_status kn__shape_axis(const char *op, int64_t v, int ndim, int *axis)
     return KN_OK;
 }
 
-void kn__borrowed_narrow(kn_tensor *view, const kn_tensor *t, int axis, int64_t start,
-                         int64_t len)
+void kn__borrowed_narrow(kn_tensor *view, const kn_tensor *t, int axis, int64_t start, int64_t len)
 {
     memcpy(view, t, sizeof *view);
     view->shape[axis] = len;
@@ -66,7 +65,8 @@ static kn_status fill_ints(const char *who, kn_ints *dst, int n, const int64_t *
         return kn__error(KN_ERR_ARG, "%s: ndim %d out of range [0, %d]", who, n, KN_MAX_DIMS);
     if (n > 0 && !v) return kn__error(KN_ERR_ARG, "%s: shape is NULL", who);
     dst->n = n;
-    for (int i = 0; i < n; i++) dst->v[i] = v[i];
+    for (int i = 0; i < n; i++)
+        dst->v[i] = v[i];
     return KN_OK;
 }
 
@@ -104,13 +104,16 @@ static kn_status view_from_geom(const kn_op_args *a, geom_fn geom)
     return a->out[0] ? KN_OK : kn_last_status();
 }
 
-#define VIEW_FNS(op)                                                                             \
-    static kn_status op##_infer(const kn_op_args *a, kn_out_meta *m)                             \
-    {                                                                                            \
-        int64_t strides[KN_MAX_DIMS], offset = 0;                                                \
-        return op##_geom(a, m, strides, &offset);                                                \
-    }                                                                                            \
-    static kn_status op##_view(const kn_op_args *a) { return view_from_geom(a, op##_geom); }
+#define VIEW_FNS(op)                                                                               \
+    static kn_status op##_infer(const kn_op_args *a, kn_out_meta *m)                               \
+    {                                                                                              \
+        int64_t strides[KN_MAX_DIMS], offset = 0;                                                  \
+        return op##_geom(a, m, strides, &offset);                                                  \
+    }                                                                                              \
+    static kn_status op##_view(const kn_op_args *a)                                                \
+    {                                                                                              \
+        return view_from_geom(a, op##_geom);                                                       \
+    }
 
 /* Gradient of a view that only regroups dims: reshape back to x's shape. */
 static kn_status reshape_back_grad(const kn_grad_args *g)
@@ -155,14 +158,16 @@ static kn_status reshape_infer(const kn_op_args *a, kn_out_meta *out)
     int64_t known = 1;
     int infer_at = -1;
     if (at->shape.n < 0 || at->shape.n > KN_MAX_DIMS)
-        return kn__error(KN_ERR_ARG, "reshape: ndim %d out of range [0, %d]", at->shape.n, KN_MAX_DIMS);
+        return kn__error(KN_ERR_ARG, "reshape: ndim %d out of range [0, %d]", at->shape.n,
+                         KN_MAX_DIMS);
     for (int i = 0; i < at->shape.n; i++) {
         int64_t d = at->shape.v[i];
         if (d == -1) {
             if (infer_at >= 0) return kn__error(KN_ERR_ARG, "reshape: more than one -1 in shape");
             infer_at = i;
         } else if (d < 0) {
-            return kn__error(KN_ERR_ARG, "reshape: dim %d is %lld, expected >= 0 or -1", i, (long long)d);
+            return kn__error(KN_ERR_ARG, "reshape: dim %d is %lld, expected >= 0 or -1", i,
+                             (long long)d);
         } else if (kn__mul_overflow(known, d, &known)) {
             return kn__error(KN_ERR_SHAPE, "reshape: shape overflows");
         }
@@ -171,7 +176,8 @@ static kn_status reshape_infer(const kn_op_args *a, kn_out_meta *out)
     int64_t n = kn_tensor_numel(x);
     if (infer_at >= 0) {
         if (known == 0 || n % known)
-            return kn__error(KN_ERR_SHAPE, "reshape: cannot infer -1 for %lld elements from known size %lld",
+            return kn__error(KN_ERR_SHAPE,
+                             "reshape: cannot infer -1 for %lld elements from known size %lld",
                              (long long)n, (long long)known);
         out->shape[infer_at] = n / known;
         known = n;
@@ -209,9 +215,17 @@ static kn_status reshape_view(const kn_op_args *a)
 }
 
 const kn_op_def kn_op_reshape = {
-    .name = "reshape", .n_in = 1, .n_out = 1, .attrs = shape_attr_schema, .n_attrs = 1,
-    .attrs_size = sizeof(kn_shape_attrs), .dtypes = KN_DTYPES_ALL, .infer = reshape_infer,
-    .view = reshape_view, .grad = reshape_back_grad, .layout = KN_LAYOUT_FIXED,
+    .name = "reshape",
+    .n_in = 1,
+    .n_out = 1,
+    .attrs = shape_attr_schema,
+    .n_attrs = 1,
+    .attrs_size = sizeof(kn_shape_attrs),
+    .dtypes = KN_DTYPES_ALL,
+    .infer = reshape_infer,
+    .view = reshape_view,
+    .grad = reshape_back_grad,
+    .layout = KN_LAYOUT_FIXED,
 };
 
 kn_tensor *kn_reshape(kn_tensor *x, int ndim, const int64_t *shape)
@@ -228,10 +242,10 @@ static kn_status flatten_infer(const kn_op_args *a, kn_out_meta *m)
     const kn_axes2_attrs *at = a->attrs;
     const kn_tensor *x = a->in[0];
     int nd = x->ndim ? x->ndim : 1, s, e;
-    if (kn__shape_axis("flatten", at->axis0, nd, &s) || kn__shape_axis("flatten", at->axis1, nd, &e))
+    if (kn__shape_axis("flatten", at->axis0, nd, &s) ||
+        kn__shape_axis("flatten", at->axis1, nd, &e))
         return kn_last_status();
-    if (s > e)
-        return kn__error(KN_ERR_ARG, "flatten: start axis %d is after end axis %d", s, e);
+    if (s > e) return kn__error(KN_ERR_ARG, "flatten: start axis %d is after end axis %d", s, e);
     m->dtype = x->dtype;
     if (x->ndim == 0) {
         m->ndim = 1;
@@ -240,8 +254,10 @@ static kn_status flatten_infer(const kn_op_args *a, kn_out_meta *m)
     }
     m->ndim = 0;
     for (int d = 0; d < x->ndim; d++) {
-        if (d <= s || d > e) m->shape[m->ndim++] = x->shape[d];
-        else m->shape[m->ndim - 1] *= x->shape[d]; /* x's numel is valid: no overflow */
+        if (d <= s || d > e)
+            m->shape[m->ndim++] = x->shape[d];
+        else
+            m->shape[m->ndim - 1] *= x->shape[d]; /* x's numel is valid: no overflow */
     }
     return KN_OK;
 }
@@ -254,9 +270,17 @@ static kn_status flatten_view(const kn_op_args *a)
 }
 
 const kn_op_def kn_op_flatten = {
-    .name = "flatten", .n_in = 1, .n_out = 1, .attrs = flatten_attr_schema, .n_attrs = 2,
-    .attrs_size = sizeof(kn_axes2_attrs), .dtypes = KN_DTYPES_ALL, .infer = flatten_infer,
-    .view = flatten_view, .grad = reshape_back_grad, .layout = KN_LAYOUT_FIXED,
+    .name = "flatten",
+    .n_in = 1,
+    .n_out = 1,
+    .attrs = flatten_attr_schema,
+    .n_attrs = 2,
+    .attrs_size = sizeof(kn_axes2_attrs),
+    .dtypes = KN_DTYPES_ALL,
+    .infer = flatten_infer,
+    .view = flatten_view,
+    .grad = reshape_back_grad,
+    .layout = KN_LAYOUT_FIXED,
 };
 
 kn_tensor *kn_flatten(kn_tensor *x, int start_axis, int end_axis)
@@ -274,7 +298,8 @@ static kn_status squeeze_geom(const kn_op_args *a, kn_out_meta *m, int64_t *st, 
     const kn_tensor *x = a->in[0];
     bool drop[KN_MAX_DIMS] = {false};
     if (at->shape.n < 0 || at->shape.n > KN_MAX_DIMS)
-        return kn__error(KN_ERR_ARG, "squeeze: %d axes given, expected 0..%d", at->shape.n, KN_MAX_DIMS);
+        return kn__error(KN_ERR_ARG, "squeeze: %d axes given, expected 0..%d", at->shape.n,
+                         KN_MAX_DIMS);
     for (int i = 0; i < at->shape.n; i++) {
         int ax;
         if (kn__shape_axis("squeeze", at->shape.v[i], x->ndim, &ax)) return kn_last_status();
@@ -294,9 +319,17 @@ static kn_status squeeze_geom(const kn_op_args *a, kn_out_meta *m, int64_t *st, 
 VIEW_FNS(squeeze)
 
 const kn_op_def kn_op_squeeze = {
-    .name = "squeeze", .n_in = 1, .n_out = 1, .attrs = axes_attr_schema, .n_attrs = 1,
-    .attrs_size = sizeof(kn_shape_attrs), .dtypes = KN_DTYPES_ALL, .infer = squeeze_infer,
-    .view = squeeze_view, .grad = reshape_back_grad, .layout = KN_LAYOUT_FIXED,
+    .name = "squeeze",
+    .n_in = 1,
+    .n_out = 1,
+    .attrs = axes_attr_schema,
+    .n_attrs = 1,
+    .attrs_size = sizeof(kn_shape_attrs),
+    .dtypes = KN_DTYPES_ALL,
+    .infer = squeeze_infer,
+    .view = squeeze_view,
+    .grad = reshape_back_grad,
+    .layout = KN_LAYOUT_FIXED,
 };
 
 kn_tensor *kn_squeeze(kn_tensor *x, int n_axes, const int *axes)
@@ -306,7 +339,8 @@ kn_tensor *kn_squeeze(kn_tensor *x, int n_axes, const int *axes)
         return kn__error_null(KN_ERR_ARG, "squeeze: %d axes given (expected 0..%d and a list)",
                               n_axes, KN_MAX_DIMS);
     at.shape.n = n_axes;
-    for (int i = 0; i < n_axes; i++) at.shape.v[i] = axes[i];
+    for (int i = 0; i < n_axes; i++)
+        at.shape.v[i] = axes[i];
     return call1(&kn_op_squeeze, x, &at);
 }
 
@@ -337,9 +371,17 @@ static kn_status unsqueeze_geom(const kn_op_args *a, kn_out_meta *m, int64_t *st
 VIEW_FNS(unsqueeze)
 
 const kn_op_def kn_op_unsqueeze = {
-    .name = "unsqueeze", .n_in = 1, .n_out = 1, .attrs = axis_attr_schema, .n_attrs = 1,
-    .attrs_size = sizeof(kn_axes2_attrs), .dtypes = KN_DTYPES_ALL, .infer = unsqueeze_infer,
-    .view = unsqueeze_view, .grad = reshape_back_grad, .layout = KN_LAYOUT_FIXED,
+    .name = "unsqueeze",
+    .n_in = 1,
+    .n_out = 1,
+    .attrs = axis_attr_schema,
+    .n_attrs = 1,
+    .attrs_size = sizeof(kn_axes2_attrs),
+    .dtypes = KN_DTYPES_ALL,
+    .infer = unsqueeze_infer,
+    .view = unsqueeze_view,
+    .grad = reshape_back_grad,
+    .layout = KN_LAYOUT_FIXED,
 };
 
 kn_tensor *kn_unsqueeze(kn_tensor *x, int axis)
@@ -384,9 +426,17 @@ static kn_status permute_grad(const kn_grad_args *g)
 }
 
 const kn_op_def kn_op_permute = {
-    .name = "permute", .n_in = 1, .n_out = 1, .attrs = perm_attr_schema, .n_attrs = 1,
-    .attrs_size = sizeof(kn_shape_attrs), .dtypes = KN_DTYPES_ALL, .infer = permute_infer,
-    .view = permute_view, .grad = permute_grad, .layout = KN_LAYOUT_FIXED,
+    .name = "permute",
+    .n_in = 1,
+    .n_out = 1,
+    .attrs = perm_attr_schema,
+    .n_attrs = 1,
+    .attrs_size = sizeof(kn_shape_attrs),
+    .dtypes = KN_DTYPES_ALL,
+    .infer = permute_infer,
+    .view = permute_view,
+    .grad = permute_grad,
+    .layout = KN_LAYOUT_FIXED,
 };
 
 kn_tensor *kn_permute(kn_tensor *x, int ndim, const int *perm)
@@ -396,7 +446,8 @@ kn_tensor *kn_permute(kn_tensor *x, int ndim, const int *perm)
         return kn__error_null(KN_ERR_ARG, "permute: perm of %d entries (expected 0..%d and a list)",
                               ndim, KN_MAX_DIMS);
     at.shape.n = ndim;
-    for (int i = 0; i < ndim; i++) at.shape.v[i] = perm[i];
+    for (int i = 0; i < ndim; i++)
+        at.shape.v[i] = perm[i];
     return call1(&kn_op_permute, x, &at);
 }
 
@@ -425,9 +476,17 @@ static kn_status transpose_grad(const kn_grad_args *g)
 }
 
 const kn_op_def kn_op_transpose = {
-    .name = "transpose", .n_in = 1, .n_out = 1, .attrs = axes2_attr_schema, .n_attrs = 2,
-    .attrs_size = sizeof(kn_axes2_attrs), .dtypes = KN_DTYPES_ALL, .infer = transpose_infer,
-    .view = transpose_view, .grad = transpose_grad, .layout = KN_LAYOUT_FIXED,
+    .name = "transpose",
+    .n_in = 1,
+    .n_out = 1,
+    .attrs = axes2_attr_schema,
+    .n_attrs = 2,
+    .attrs_size = sizeof(kn_axes2_attrs),
+    .dtypes = KN_DTYPES_ALL,
+    .infer = transpose_infer,
+    .view = transpose_view,
+    .grad = transpose_grad,
+    .layout = KN_LAYOUT_FIXED,
 };
 
 kn_tensor *kn_transpose(kn_tensor *x, int axis0, int axis1)
@@ -476,8 +535,10 @@ static kn_tensor *unslice(kn_tensor *g, const kn_tensor *x, int ax, int64_t star
 {
     kn_scratch s = {0};
     int64_t P = 1, S = 1, len = g->shape[ax], n = x->shape[ax];
-    for (int d = 0; d < ax; d++) P *= x->shape[d];
-    for (int d = ax + 1; d < x->ndim; d++) S *= x->shape[d];
+    for (int d = 0; d < ax; d++)
+        P *= x->shape[d];
+    for (int d = ax + 1; d < x->ndim; d++)
+        S *= x->shape[d];
     int64_t s4[4] = {P, len, 1, S}, s3[3] = {P, len * step, S};
     kn_tensor *t = kn__keep(&s, kn_reshape(g, 4, s4));
     if (step > 1) {
@@ -505,9 +566,17 @@ static kn_status slice_grad(const kn_grad_args *g)
 }
 
 const kn_op_def kn_op_slice = {
-    .name = "slice", .n_in = 1, .n_out = 1, .attrs = slice_attr_schema, .n_attrs = 4,
-    .attrs_size = sizeof(kn_slice_attrs), .dtypes = KN_DTYPES_ALL, .infer = slice_infer,
-    .view = slice_view, .grad = slice_grad, .layout = KN_LAYOUT_CHANNEL_AXIS,
+    .name = "slice",
+    .n_in = 1,
+    .n_out = 1,
+    .attrs = slice_attr_schema,
+    .n_attrs = 4,
+    .attrs_size = sizeof(kn_slice_attrs),
+    .dtypes = KN_DTYPES_ALL,
+    .infer = slice_infer,
+    .view = slice_view,
+    .grad = slice_grad,
+    .layout = KN_LAYOUT_CHANNEL_AXIS,
 };
 
 kn_tensor *kn_slice(kn_tensor *x, int axis, int64_t start, int64_t stop, int64_t step)
@@ -526,7 +595,8 @@ static kn_status narrow_geom(const kn_op_args *a, kn_out_meta *m, int64_t *st, i
     int64_t n = x->shape[ax], start = at->start < 0 ? at->start + n : at->start;
     int64_t len = at->stop;
     if (start < 0 || start > n || len < 0 || len > n - start)
-        return kn__error(KN_ERR_ARG, "narrow: start %lld, length %lld do not fit axis %d of size %lld",
+        return kn__error(KN_ERR_ARG,
+                         "narrow: start %lld, length %lld do not fit axis %d of size %lld",
                          (long long)at->start, (long long)len, ax, (long long)n);
     copy_meta(m, x);
     memcpy(st, x->strides, sizeof(int64_t) * (size_t)x->ndim);
@@ -552,9 +622,17 @@ static const kn_attr_desc narrow_attr_schema[] = {
 };
 
 const kn_op_def kn_op_narrow = {
-    .name = "narrow", .n_in = 1, .n_out = 1, .attrs = narrow_attr_schema, .n_attrs = 3,
-    .attrs_size = sizeof(kn_slice_attrs), .dtypes = KN_DTYPES_ALL, .infer = narrow_infer,
-    .view = narrow_view, .grad = narrow_grad, .layout = KN_LAYOUT_CHANNEL_AXIS,
+    .name = "narrow",
+    .n_in = 1,
+    .n_out = 1,
+    .attrs = narrow_attr_schema,
+    .n_attrs = 3,
+    .attrs_size = sizeof(kn_slice_attrs),
+    .dtypes = KN_DTYPES_ALL,
+    .infer = narrow_infer,
+    .view = narrow_view,
+    .grad = narrow_grad,
+    .layout = KN_LAYOUT_CHANNEL_AXIS,
 };
 
 kn_tensor *kn_narrow(kn_tensor *x, int axis, int64_t start, int64_t length)
@@ -593,9 +671,17 @@ static kn_status expand_grad(const kn_grad_args *g)
 }
 
 const kn_op_def kn_op_expand = {
-    .name = "expand", .n_in = 1, .n_out = 1, .attrs = shape_attr_schema, .n_attrs = 1,
-    .attrs_size = sizeof(kn_shape_attrs), .dtypes = KN_DTYPES_ALL, .infer = expand_infer,
-    .view = expand_view, .grad = expand_grad, .layout = KN_LAYOUT_FIXED,
+    .name = "expand",
+    .n_in = 1,
+    .n_out = 1,
+    .attrs = shape_attr_schema,
+    .n_attrs = 1,
+    .attrs_size = sizeof(kn_shape_attrs),
+    .dtypes = KN_DTYPES_ALL,
+    .infer = expand_infer,
+    .view = expand_view,
+    .grad = expand_grad,
+    .layout = KN_LAYOUT_FIXED,
 };
 
 kn_tensor *kn_expand(kn_tensor *x, int ndim, const int64_t *shape)
@@ -615,8 +701,9 @@ static kn_status same_infer(const kn_op_args *a, kn_out_meta *out)
 static kn_status contiguous_view(const kn_op_args *a)
 {
     kn_tensor *x = a->in[0];
-    a->out[0] = kn_tensor_is_contiguous(x) ? kn__tensor_view(x, x->ndim, x->shape, x->strides, x->offset)
-                                           : kn_tensor_clone(x);
+    a->out[0] = kn_tensor_is_contiguous(x)
+                    ? kn__tensor_view(x, x->ndim, x->shape, x->strides, x->offset)
+                    : kn_tensor_clone(x);
     return a->out[0] ? KN_OK : kn_last_status();
 }
 
@@ -627,11 +714,20 @@ static kn_status identity_grad(const kn_grad_args *g)
 }
 
 const kn_op_def kn_op_contiguous = {
-    .name = "contiguous", .n_in = 1, .n_out = 1, .dtypes = KN_DTYPES_ALL, .infer = same_infer,
-    .view = contiguous_view, .grad = identity_grad, .layout = KN_LAYOUT_AGNOSTIC,
+    .name = "contiguous",
+    .n_in = 1,
+    .n_out = 1,
+    .dtypes = KN_DTYPES_ALL,
+    .infer = same_infer,
+    .view = contiguous_view,
+    .grad = identity_grad,
+    .layout = KN_LAYOUT_AGNOSTIC,
 };
 
-kn_tensor *kn_contiguous(kn_tensor *x) { return call1(&kn_op_contiguous, x, NULL); }
+kn_tensor *kn_contiguous(kn_tensor *x)
+{
+    return call1(&kn_op_contiguous, x, NULL);
+}
 
 /* ---- cast (always a new tensor) */
 static const kn_attr_desc cast_attr_schema[] = {KN_ATTR(kn_cast_attrs, dtype, KN_ATTR_DTYPE)};
@@ -646,7 +742,10 @@ static kn_status cast_infer(const kn_op_args *a, kn_out_meta *out)
     return KN_OK;
 }
 
-static kn_status cast_ref(const kn_op_args *a) { return kn__copy_into(a->out[0], a->in[0]); }
+static kn_status cast_ref(const kn_op_args *a)
+{
+    return kn__copy_into(a->out[0], a->in[0]);
+}
 static const kn_impl cast_impls[] = {{"ref", KN_ISA_REF, NULL, cast_ref}, {0}};
 
 static kn_status cast_grad(const kn_grad_args *g)
@@ -656,9 +755,17 @@ static kn_status cast_grad(const kn_grad_args *g)
 }
 
 const kn_op_def kn_op_cast = {
-    .name = "cast", .n_in = 1, .n_out = 1, .attrs = cast_attr_schema, .n_attrs = 1,
-    .attrs_size = sizeof(kn_cast_attrs), .dtypes = KN_DTYPES_ALL, .infer = cast_infer,
-    .impls = cast_impls, .grad = cast_grad, .layout = KN_LAYOUT_AGNOSTIC,
+    .name = "cast",
+    .n_in = 1,
+    .n_out = 1,
+    .attrs = cast_attr_schema,
+    .n_attrs = 1,
+    .attrs_size = sizeof(kn_cast_attrs),
+    .dtypes = KN_DTYPES_ALL,
+    .infer = cast_infer,
+    .impls = cast_impls,
+    .grad = cast_grad,
+    .layout = KN_LAYOUT_AGNOSTIC,
 };
 
 kn_tensor *kn_cast(kn_tensor *x, kn_dtype dt)

@@ -60,8 +60,7 @@ typedef struct kn_index_attrs {
 kn_status kn__shape_axis(const char *op, int64_t v, int ndim, int *axis);
 /* A stack copy of t's geometry restricted to [start, start + len) along axis:
  * borrowed (no reference, never unref'd), for handing to kn__copy_into. */
-void kn__borrowed_narrow(kn_tensor *view, const kn_tensor *t, int axis, int64_t start,
-                         int64_t len);
+void kn__borrowed_narrow(kn_tensor *view, const kn_tensor *t, int axis, int64_t start, int64_t len);
 /* Element offset (in elements, from t's first element) of the i-th element of
  * t in row-major logical order. */
 int64_t kn__strided_offset(const kn_tensor *t, int64_t i);

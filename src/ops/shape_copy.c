@@ -35,11 +35,13 @@ static kn_status concat_infer(const kn_op_args *a, kn_out_meta *m)
     for (int i = 0; i < a->n_in; i++) {
         const kn_tensor *xi = a->in[i];
         bool same = xi->ndim == x0->ndim;
-        for (int d = 0; same && d < x0->ndim; d++) same = d == ax || xi->shape[d] == x0->shape[d];
+        for (int d = 0; same && d < x0->ndim; d++)
+            same = d == ax || xi->shape[d] == x0->shape[d];
         if (!same) {
             char s0[96], si[96];
-            return kn__error(KN_ERR_SHAPE, "concat: input %d has shape %s but input 0 has %s (only "
-                                           "axis %d may differ)",
+            return kn__error(KN_ERR_SHAPE,
+                             "concat: input %d has shape %s but input 0 has %s (only "
+                             "axis %d may differ)",
                              i, kn__shape_str(xi->ndim, xi->shape, si, sizeof si),
                              kn__shape_str(x0->ndim, x0->shape, s0, sizeof s0), ax);
         }
@@ -85,9 +87,17 @@ static kn_status concat_grad(const kn_grad_args *g)
 }
 
 const kn_op_def kn_op_concat = {
-    .name = "concat", .n_in = -1, .n_out = 1, .attrs = axis_attr_schema, .n_attrs = 1,
-    .attrs_size = sizeof(kn_axes2_attrs), .dtypes = KN_DTYPES_ALL, .infer = concat_infer,
-    .impls = concat_impls, .grad = concat_grad, .amp = KN_AMP_WIDEST,
+    .name = "concat",
+    .n_in = -1,
+    .n_out = 1,
+    .attrs = axis_attr_schema,
+    .n_attrs = 1,
+    .attrs_size = sizeof(kn_axes2_attrs),
+    .dtypes = KN_DTYPES_ALL,
+    .infer = concat_infer,
+    .impls = concat_impls,
+    .grad = concat_grad,
+    .amp = KN_AMP_WIDEST,
     .layout = KN_LAYOUT_CHANNEL_AXIS,
 };
 
@@ -123,7 +133,8 @@ static kn_status stack_infer(const kn_op_args *a, kn_out_meta *m)
     }
     m->dtype = dt;
     m->ndim = x0->ndim + 1;
-    for (int d = 0, k = 0; d < m->ndim; d++) m->shape[d] = d == ax ? a->n_in : x0->shape[k++];
+    for (int d = 0, k = 0; d < m->ndim; d++)
+        m->shape[d] = d == ax ? a->n_in : x0->shape[k++];
     return kn__check_shape("stack", m->ndim, m->shape);
 }
 
@@ -163,9 +174,18 @@ static kn_status stack_grad(const kn_grad_args *g)
 }
 
 const kn_op_def kn_op_stack = {
-    .name = "stack", .n_in = -1, .n_out = 1, .attrs = axis_attr_schema, .n_attrs = 1,
-    .attrs_size = sizeof(kn_axes2_attrs), .dtypes = KN_DTYPES_ALL, .infer = stack_infer,
-    .impls = stack_impls, .grad = stack_grad, .amp = KN_AMP_WIDEST, .layout = KN_LAYOUT_FIXED,
+    .name = "stack",
+    .n_in = -1,
+    .n_out = 1,
+    .attrs = axis_attr_schema,
+    .n_attrs = 1,
+    .attrs_size = sizeof(kn_axes2_attrs),
+    .dtypes = KN_DTYPES_ALL,
+    .infer = stack_infer,
+    .impls = stack_impls,
+    .grad = stack_grad,
+    .amp = KN_AMP_WIDEST,
+    .layout = KN_LAYOUT_FIXED,
 };
 
 kn_tensor *kn_stack(int n, kn_tensor *const *xs, int axis)
@@ -212,11 +232,13 @@ static kn_status split_grad(const kn_grad_args *g)
     kn_status s = KN_OK;
     for (int i = 0; i < g->n_out && !s; i++) {
         parts[i] = g->grad_out[i];
-        if (!parts[i] && !(parts[i] = zeros[i] = kn_tensor_zeros(dt, g->out[i]->ndim, g->out[i]->shape)))
+        if (!parts[i] &&
+            !(parts[i] = zeros[i] = kn_tensor_zeros(dt, g->out[i]->ndim, g->out[i]->shape)))
             s = kn_last_status();
     }
     if (!s) s = done(&g->grad_in[0], kn_concat(g->n_out, parts, ax));
-    for (int i = 0; i < g->n_out; i++) kn_tensor_unref(zeros[i]);
+    for (int i = 0; i < g->n_out; i++)
+        kn_tensor_unref(zeros[i]);
     return s;
 }
 
@@ -232,8 +254,9 @@ static kn_status split_infer(const kn_op_args *a, kn_out_meta *m)
     int64_t total = 0;
     for (int i = 0; i < a->n_out; i++) {
         if (at->sizes[i] < 0 || at->sizes[i] > x->shape[ax] - total)
-            return kn__error(KN_ERR_SHAPE, "split: sizes do not add up to %lld along axis %d "
-                                           "(part %d has size %lld)",
+            return kn__error(KN_ERR_SHAPE,
+                             "split: sizes do not add up to %lld along axis %d "
+                             "(part %d has size %lld)",
                              (long long)x->shape[ax], ax, i, (long long)at->sizes[i]);
         total += at->sizes[i];
         m[i].dtype = x->dtype;
@@ -248,15 +271,22 @@ static kn_status split_infer(const kn_op_args *a, kn_out_meta *m)
 }
 
 static const kn_attr_desc split_attr_schema[] = {
-    KN_ATTR(kn_split_attrs, axis, KN_ATTR_INT),
-    KN_ATTR(kn_split_attrs, n, KN_ATTR_INT),
+    KN_ATTR(kn_split_attrs, axis, KN_ATTR_INT), KN_ATTR(kn_split_attrs, n, KN_ATTR_INT),
     /* sizes[KN_SPLIT_MAX] has no schema type yet (KN_ATTR_INTS holds 8) */
 };
 
 const kn_op_def kn_op_split = {
-    .name = "split", .n_in = 1, .n_out = -1, .attrs = split_attr_schema, .n_attrs = 2,
-    .attrs_size = sizeof(kn_split_attrs), .dtypes = KN_DTYPES_ALL, .infer = split_infer,
-    .impls = split_impls, .grad = split_grad, .layout = KN_LAYOUT_CHANNEL_AXIS,
+    .name = "split",
+    .n_in = 1,
+    .n_out = -1,
+    .attrs = split_attr_schema,
+    .n_attrs = 2,
+    .attrs_size = sizeof(kn_split_attrs),
+    .dtypes = KN_DTYPES_ALL,
+    .infer = split_infer,
+    .impls = split_impls,
+    .grad = split_grad,
+    .layout = KN_LAYOUT_CHANNEL_AXIS,
 };
 
 kn_status kn_split(kn_tensor *x, int n, const int64_t *sizes, int axis, kn_tensor **outs)
@@ -264,7 +294,8 @@ kn_status kn_split(kn_tensor *x, int n, const int64_t *sizes, int axis, kn_tenso
     kn_split_attrs at = {.axis = axis, .n = n};
     if (check_count("split", "parts", n)) return kn_last_status();
     if (!sizes || !outs) return kn__error(KN_ERR_ARG, "split: sizes or outs is NULL");
-    for (int i = 0; i < n; i++) at.sizes[i] = sizes[i];
+    for (int i = 0; i < n; i++)
+        at.sizes[i] = sizes[i];
     kn_tensor *in[1] = {x};
     return kn__op_call(&kn_op_split, 1, in, &at, n, outs);
 }
@@ -291,8 +322,8 @@ static kn_status chunk_infer(const kn_op_args *a, kn_out_meta *m)
     int64_t size = 0, count = 0;
     if (chunk_plan(x, a->attrs, &ax, &size, &count)) return kn_last_status();
     if (count != a->n_out)
-        return kn__error(KN_ERR_ARG, "chunk: %d outputs requested, the axis gives %lld",
-                         a->n_out, (long long)count);
+        return kn__error(KN_ERR_ARG, "chunk: %d outputs requested, the axis gives %lld", a->n_out,
+                         (long long)count);
     for (int i = 0; i < a->n_out; i++) {
         m[i].dtype = x->dtype;
         m[i].ndim = x->ndim;
@@ -308,9 +339,17 @@ static const kn_attr_desc chunk_attr_schema[] = {
 };
 
 const kn_op_def kn_op_chunk = {
-    .name = "chunk", .n_in = 1, .n_out = -1, .attrs = chunk_attr_schema, .n_attrs = 2,
-    .attrs_size = sizeof(kn_chunk_attrs), .dtypes = KN_DTYPES_ALL, .infer = chunk_infer,
-    .impls = split_impls, .grad = split_grad, .layout = KN_LAYOUT_CHANNEL_AXIS,
+    .name = "chunk",
+    .n_in = 1,
+    .n_out = -1,
+    .attrs = chunk_attr_schema,
+    .n_attrs = 2,
+    .attrs_size = sizeof(kn_chunk_attrs),
+    .dtypes = KN_DTYPES_ALL,
+    .infer = chunk_infer,
+    .impls = split_impls,
+    .grad = split_grad,
+    .layout = KN_LAYOUT_CHANNEL_AXIS,
 };
 
 kn_status kn_chunk(kn_tensor *x, int chunks, int axis, kn_tensor **outs, int *n_out)
@@ -360,8 +399,10 @@ static void map_range(int64_t begin, int64_t end, void *arg)
         bool fill = false;
         for (int d = 0; d < nd; d++) {
             int64_t t = p->table[d][idx[d]];
-            if (t == NO_SRC) fill = true;
-            else off += t;
+            if (t == NO_SRC)
+                fill = true;
+            else
+                off += t;
         }
         memcpy(yb + i * (int64_t)es, fill ? p->fill : xb + off * (int64_t)es, es);
         for (int d = nd - 1; d >= 0; d--) {
@@ -378,7 +419,8 @@ static kn_status map_run(const kn_op_args *a, src_index_fn src, double fill)
     kn_tensor *y = a->out[0];
     int64_t n = kn_tensor_numel(y), total = 0;
     if (n == 0) return KN_OK;
-    for (int d = 0; d < y->ndim; d++) total += y->shape[d];
+    for (int d = 0; d < y->ndim; d++)
+        total += y->shape[d];
     int64_t *buf = kn_alloc(sizeof(int64_t) * (size_t)(total ? total : 1));
     if (!buf) return kn_last_status();
     map_plan p = {.x = x, .y = y};
@@ -416,12 +458,14 @@ static kn_status pad_infer(const kn_op_args *a, kn_out_meta *m)
     for (int d = 0; d < x->ndim; d++) {
         int64_t b = at->before.v[d], e = at->after.v[d], n = x->shape[d];
         if (b < 0 || e < 0)
-            return kn__error(KN_ERR_ARG, "pad: axis %d has pads (%lld, %lld), expected >= 0 (crop "
-                                         "with slice or narrow)",
+            return kn__error(KN_ERR_ARG,
+                             "pad: axis %d has pads (%lld, %lld), expected >= 0 (crop "
+                             "with slice or narrow)",
                              d, (long long)b, (long long)e);
         if (at->mode == KN_PAD_REFLECT && (b > n - 1 || e > n - 1) && (b || e))
-            return kn__error(KN_ERR_ARG, "pad: reflect pads (%lld, %lld) on axis %d must be < its "
-                                         "size %lld",
+            return kn__error(KN_ERR_ARG,
+                             "pad: reflect pads (%lld, %lld) on axis %d must be < its "
+                             "size %lld",
                              (long long)b, (long long)e, d, (long long)n);
         if (at->mode == KN_PAD_EDGE && n == 0 && (b || e))
             return kn__error(KN_ERR_ARG, "pad: edge padding of axis %d, which is empty", d);
@@ -456,15 +500,17 @@ static kn_tensor *fold_axis(kn_tensor *g, int d, int64_t n, int64_t before, kn_p
 {
     kn_scratch s = {0};
     int64_t ishape[KN_MAX_DIMS], zshape[KN_MAX_DIMS], P = g->shape[d];
-    for (int k = 0; k < g->ndim; k++) ishape[k] = k == d ? P : 1, zshape[k] = k == d ? n : g->shape[k];
+    for (int k = 0; k < g->ndim; k++)
+        ishape[k] = k == d ? P : 1, zshape[k] = k == d ? n : g->shape[k];
     kn_tensor *idx = kn__keep(&s, kn_tensor_empty(KN_I64, g->ndim, ishape));
     if (idx) {
         int64_t *v = kn_tensor_data(idx);
         for (int64_t p = 0; p < P; p++) {
             int64_t i = p - before;
-            v[p] = i >= 0 && i < n ? i : mode == KN_PAD_EDGE ? (i < 0 ? 0 : n - 1)
-                                   : i < 0                 ? -i
-                                                           : 2 * (n - 1) - i;
+            v[p] = i >= 0 && i < n       ? i
+                   : mode == KN_PAD_EDGE ? (i < 0 ? 0 : n - 1)
+                   : i < 0               ? -i
+                                         : 2 * (n - 1) - i;
         }
     }
     kn_tensor *e = kn__keep(&s, idx ? kn_expand(idx, g->ndim, g->shape) : NULL);
@@ -482,8 +528,9 @@ static kn_status pad_grad(const kn_grad_args *g)
     for (int d = 0; d < x->ndim && t; d++) {
         int64_t b = at->before.v[d], n = x->shape[d];
         if (b == 0 && at->after.v[d] == 0) continue;
-        kn_tensor *next = at->mode == KN_PAD_CONSTANT ? kn_narrow(t, d, b, n)
-                                                      : fold_axis(t, d, n, b, (kn_pad_mode)at->mode);
+        kn_tensor *next = at->mode == KN_PAD_CONSTANT
+                              ? kn_narrow(t, d, b, n)
+                              : fold_axis(t, d, n, b, (kn_pad_mode)at->mode);
         kn_tensor_unref(t);
         t = next;
     }
@@ -491,9 +538,17 @@ static kn_status pad_grad(const kn_grad_args *g)
 }
 
 const kn_op_def kn_op_pad = {
-    .name = "pad", .n_in = 1, .n_out = 1, .attrs = pad_attr_schema, .n_attrs = 4,
-    .attrs_size = sizeof(kn_pad_attrs), .dtypes = KN_DTYPES_ALL, .infer = pad_infer,
-    .impls = pad_impls, .grad = pad_grad, .layout = KN_LAYOUT_FIXED,
+    .name = "pad",
+    .n_in = 1,
+    .n_out = 1,
+    .attrs = pad_attr_schema,
+    .n_attrs = 4,
+    .attrs_size = sizeof(kn_pad_attrs),
+    .dtypes = KN_DTYPES_ALL,
+    .infer = pad_infer,
+    .impls = pad_impls,
+    .grad = pad_grad,
+    .layout = KN_LAYOUT_FIXED,
 };
 
 kn_tensor *kn_pad(kn_tensor *x, const int64_t *pads, kn_pad_mode mode, double value)
@@ -502,7 +557,8 @@ kn_tensor *kn_pad(kn_tensor *x, const int64_t *pads, kn_pad_mode mode, double va
     int nd = x ? x->ndim : 0;
     if (nd > 0 && !pads) return kn__error_null(KN_ERR_ARG, "pad: pads is NULL");
     at.before.n = at.after.n = nd;
-    for (int d = 0; d < nd; d++) at.before.v[d] = pads[2 * d], at.after.v[d] = pads[2 * d + 1];
+    for (int d = 0; d < nd; d++)
+        at.before.v[d] = pads[2 * d], at.after.v[d] = pads[2 * d + 1];
     kn_tensor *in[1] = {x};
     return kn__op_call1(&kn_op_pad, 1, in, &at);
 }
@@ -525,7 +581,8 @@ static kn_status tile_infer(const kn_op_args *a, kn_out_meta *m)
     for (int d = 0; d < m->ndim; d++) {
         int xd = d - (m->ndim - x->ndim), rd = d - (m->ndim - n);
         int64_t size = xd < 0 ? 1 : x->shape[xd], r = rd < 0 ? 1 : at->shape.v[rd];
-        if (r < 0) return kn__error(KN_ERR_ARG, "tile: reps[%d] is %lld, expected >= 0", rd, (long long)r);
+        if (r < 0)
+            return kn__error(KN_ERR_ARG, "tile: reps[%d] is %lld, expected >= 0", rd, (long long)r);
         if (kn__mul_overflow(size, r, &m->shape[d]))
             return kn__error(KN_ERR_SHAPE, "tile: output dim %d overflows", d);
     }
@@ -540,7 +597,10 @@ static int64_t tile_src(const kn_op_args *a, int d, int64_t o)
     return xd < 0 ? 0 : o % x->shape[xd];
 }
 
-static kn_status tile_ref(const kn_op_args *a) { return map_run(a, tile_src, 0); }
+static kn_status tile_ref(const kn_op_args *a)
+{
+    return map_run(a, tile_src, 0);
+}
 static const kn_impl tile_impls[] = {{"ref", KN_ISA_REF, NULL, tile_ref}, {0}};
 
 /* g viewed as (P, reps, size, S) and summed over reps, one axis at a time */
@@ -548,8 +608,10 @@ static kn_tensor *sum_blocks(kn_tensor *t, int d, int64_t size, bool interleaved
                              int64_t *cur)
 {
     int64_t P = 1, S = 1, r = size ? cur[d] / size : 0;
-    for (int k = 0; k < d; k++) P *= cur[k];
-    for (int k = d + 1; k < nd; k++) S *= cur[k];
+    for (int k = 0; k < d; k++)
+        P *= cur[k];
+    for (int k = d + 1; k < nd; k++)
+        S *= cur[k];
     int64_t s4[4] = {P, interleaved ? size : r, interleaved ? r : size, S};
     int axis = interleaved ? 2 : 1;
     kn_tensor *v = kn_reshape(t, 4, s4);
@@ -581,18 +643,28 @@ static kn_status tile_grad(const kn_grad_args *g)
 }
 
 const kn_op_def kn_op_tile = {
-    .name = "tile", .n_in = 1, .n_out = 1, .attrs = tile_attr_schema, .n_attrs = 1,
-    .attrs_size = sizeof(kn_shape_attrs), .dtypes = KN_DTYPES_ALL, .infer = tile_infer,
-    .impls = tile_impls, .grad = tile_grad, .layout = KN_LAYOUT_FIXED,
+    .name = "tile",
+    .n_in = 1,
+    .n_out = 1,
+    .attrs = tile_attr_schema,
+    .n_attrs = 1,
+    .attrs_size = sizeof(kn_shape_attrs),
+    .dtypes = KN_DTYPES_ALL,
+    .infer = tile_infer,
+    .impls = tile_impls,
+    .grad = tile_grad,
+    .layout = KN_LAYOUT_FIXED,
 };
 
 kn_tensor *kn_tile(kn_tensor *x, int n, const int64_t *reps)
 {
     kn_shape_attrs at = {{0}};
     if (n < 0 || n > KN_MAX_DIMS || (n > 0 && !reps))
-        return kn__error_null(KN_ERR_ARG, "tile: %d reps (expected 0..%d and a list)", n, KN_MAX_DIMS);
+        return kn__error_null(KN_ERR_ARG, "tile: %d reps (expected 0..%d and a list)", n,
+                              KN_MAX_DIMS);
     at.shape.n = n;
-    for (int i = 0; i < n; i++) at.shape.v[i] = reps[i];
+    for (int i = 0; i < n; i++)
+        at.shape.v[i] = reps[i];
     kn_tensor *in[1] = {x};
     return kn__op_call1(&kn_op_tile, 1, in, &at);
 }
@@ -611,7 +683,8 @@ static kn_status repeat_infer(const kn_op_args *a, kn_out_meta *m)
     int ax;
     if (kn__shape_axis("repeat", at->axis, x->ndim, &ax)) return kn_last_status();
     if (at->repeats < 0)
-        return kn__error(KN_ERR_ARG, "repeat: repeats is %lld, expected >= 0", (long long)at->repeats);
+        return kn__error(KN_ERR_ARG, "repeat: repeats is %lld, expected >= 0",
+                         (long long)at->repeats);
     m->dtype = x->dtype;
     m->ndim = x->ndim;
     memcpy(m->shape, x->shape, sizeof(int64_t) * (size_t)x->ndim);
@@ -627,7 +700,10 @@ static int64_t repeat_src(const kn_op_args *a, int d, int64_t o)
     return d == ax ? o / at->repeats : o;
 }
 
-static kn_status repeat_ref(const kn_op_args *a) { return map_run(a, repeat_src, 0); }
+static kn_status repeat_ref(const kn_op_args *a)
+{
+    return map_run(a, repeat_src, 0);
+}
 static const kn_impl repeat_impls[] = {{"ref", KN_ISA_REF, NULL, repeat_ref}, {0}};
 
 static kn_status repeat_grad(const kn_grad_args *g)
@@ -641,9 +717,17 @@ static kn_status repeat_grad(const kn_grad_args *g)
 }
 
 const kn_op_def kn_op_repeat = {
-    .name = "repeat", .n_in = 1, .n_out = 1, .attrs = repeat_attr_schema, .n_attrs = 2,
-    .attrs_size = sizeof(kn_repeat_attrs), .dtypes = KN_DTYPES_ALL, .infer = repeat_infer,
-    .impls = repeat_impls, .grad = repeat_grad, .layout = KN_LAYOUT_FIXED,
+    .name = "repeat",
+    .n_in = 1,
+    .n_out = 1,
+    .attrs = repeat_attr_schema,
+    .n_attrs = 2,
+    .attrs_size = sizeof(kn_repeat_attrs),
+    .dtypes = KN_DTYPES_ALL,
+    .infer = repeat_infer,
+    .impls = repeat_impls,
+    .grad = repeat_grad,
+    .layout = KN_LAYOUT_FIXED,
 };
 
 kn_tensor *kn_repeat(kn_tensor *x, int64_t repeats, int axis)
