@@ -309,6 +309,8 @@ kn_tensor *kn_norm(kn_tensor *x, int p, int n_axes, const int *axes, bool keepdi
 kn_tensor *kn_all(kn_tensor *x, int n_axes, const int *axes, bool keepdim);         /* bool */
 kn_tensor *kn_any(kn_tensor *x, int n_axes, const int *axes, bool keepdim);
 kn_tensor *kn_cumsum(kn_tensor *x, int axis);
+/* Values come out sorted (largest first, or smallest first) whatever `sorted`
+ * says; ties keep the lower index first. */
 kn_status kn_topk(kn_tensor *x, int64_t k, int axis, bool largest, bool sorted,
                   kn_tensor **values, kn_tensor **indices);
 /* Stable sort. */
@@ -408,7 +410,8 @@ kn_tensor *kn_concat(int n, kn_tensor *const *xs, int axis);
 kn_tensor *kn_stack(int n, kn_tensor *const *xs, int axis);
 /* Splits into n parts of the given sizes along axis; outs gets n tensors. */
 kn_status kn_split(kn_tensor *x, int n, const int64_t *sizes, int axis, kn_tensor **outs);
-/* Like torch.chunk: *n_out parts of ceil(dim/chunks) (the last may be smaller). */
+/* Like torch.chunk: *n_out <= chunks parts of ceil(dim/chunks) (the last may be
+ * smaller); outs needs room for `chunks` entries. */
 kn_status kn_chunk(kn_tensor *x, int chunks, int axis, kn_tensor **outs, int *n_out);
 typedef enum kn_pad_mode { KN_PAD_CONSTANT = 0, KN_PAD_REFLECT, KN_PAD_EDGE } kn_pad_mode;
 /* pads[2*i], pads[2*i+1]: before/after for axis i (all ndim axes). */
@@ -433,8 +436,8 @@ typedef enum kn_reduction {
 } kn_reduction;
 typedef struct kn_loss_params {
     kn_reduction reduction;
-    int64_t ignore_index;   /* cross_entropy/nll with class indices; default -100 when
-                               use_ignore_index is true */
+    int64_t ignore_index;   /* cross_entropy/nll with class indices, used when
+                               use_ignore_index is true (PyTorch's default is -100) */
     bool use_ignore_index;
     double label_smoothing; /* cross_entropy */
     double beta;            /* smooth_l1 (0 means 1) */

@@ -244,21 +244,21 @@ static kn_status check_versions(const kn__node *nd)
     return KN_OK;
 }
 
-#define MAX_ARITY 64
-
 static kn_status backprop_node(kn__node *nd)
 {
-    kn_tensor *grad_out[MAX_ARITY], *grad_in[MAX_ARITY] = {0};
     bool any = false;
-    assert(nd->n_in <= MAX_ARITY && nd->n_out <= MAX_ARITY);
-    for (int i = 0; i < nd->n_out; i++) {
-        grad_out[i] = nd->out[i]->grad_fn == nd ? nd->out[i]->bw_grad : NULL;
-        any |= grad_out[i] != NULL;
-    }
+    for (int i = 0; i < nd->n_out; i++) any |= nd->out[i]->grad_fn == nd && nd->out[i]->bw_grad;
     if (!any) return KN_OK;
     nd->visited = true;
     kn_status s = check_versions(nd);
     if (s) return s;
+    /* variadic ops (concat, split) may have any arity: arrays on the heap */
+    kn_tensor **grad_out = kn_alloc(sizeof(kn_tensor *) * (size_t)(nd->n_out + nd->n_in));
+    if (!grad_out) return kn_last_status();
+    kn_tensor **grad_in = grad_out + nd->n_out;
+    for (int i = 0; i < nd->n_out; i++)
+        grad_out[i] = nd->out[i]->grad_fn == nd ? nd->out[i]->bw_grad : NULL;
+    for (int i = 0; i < nd->n_in; i++) grad_in[i] = NULL;
     kn_grad_args g = {nd->def, nd->attrs,   nd->in,         nd->n_in, nd->out,
                       nd->n_out, grad_out, nd->needs_grad, grad_in};
     s = nd->def->grad(&g);
@@ -266,6 +266,7 @@ static kn_status backprop_node(kn__node *nd)
         if (!s && grad_in[i] && nd->needs_grad[i]) s = deliver(nd, i, grad_in[i]);
         kn_tensor_unref(grad_in[i]);
     }
+    kn_free(grad_out);
     for (int i = 0; i < nd->n_out; i++) { /* this node's outputs are done */
         if (nd->out[i]->grad_fn != nd) continue;
         kn_tensor_unref(nd->out[i]->bw_grad);
