@@ -17,10 +17,23 @@ static double now_us(void)
 }
 
 typedef kn_tensor *(*step_fn)(kn_tensor *x, kn_tensor *other);
-static kn_tensor *add_step(kn_tensor *x, kn_tensor *o) { return kn_add(x, o); }
-static kn_tensor *mul_step(kn_tensor *x, kn_tensor *o) { return kn_mul(x, o); }
-static kn_tensor *matmul_step(kn_tensor *x, kn_tensor *o) { return kn_matmul(x, o); }
-static kn_tensor *relu_step(kn_tensor *x, kn_tensor *o) { (void)o; return kn_relu(x); }
+static kn_tensor *add_step(kn_tensor *x, kn_tensor *o)
+{
+    return kn_add(x, o);
+}
+static kn_tensor *mul_step(kn_tensor *x, kn_tensor *o)
+{
+    return kn_mul(x, o);
+}
+static kn_tensor *matmul_step(kn_tensor *x, kn_tensor *o)
+{
+    return kn_matmul(x, o);
+}
+static kn_tensor *relu_step(kn_tensor *x, kn_tensor *o)
+{
+    (void)o;
+    return kn_relu(x);
+}
 static kn_tensor *sum_step(kn_tensor *x, kn_tensor *o)
 {
     (void)o;
@@ -65,13 +78,14 @@ int main(void)
         kn_tensor *x, *o;
         int ops;
     } cases[] = {
-        {"add_1x16", add_step, a, b, 1},        {"mul_1x16", mul_step, a, b, 1},
-        {"relu_1x16", relu_step, a, NULL, 1},   {"matmul_16x16", matmul_step, m, e, 1},
+        {"add_1x16", add_step, a, b, 1},           {"mul_1x16", mul_step, a, b, 1},
+        {"relu_1x16", relu_step, a, NULL, 1},      {"matmul_16x16", matmul_step, m, e, 1},
         {"sum_expand_1x16", sum_step, a, NULL, 2},
     };
     printf("# kiln eager dispatch, %d threads, us per op\n", kn_get_num_threads());
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        printf("%s %.3f\n", cases[i].name, run_chain(cases[i].f, cases[i].x, cases[i].o, cases[i].ops));
+        printf("%s %.3f\n", cases[i].name,
+               run_chain(cases[i].f, cases[i].x, cases[i].o, cases[i].ops));
     kn_tensor_unref(a), kn_tensor_unref(b), kn_tensor_unref(m), kn_tensor_unref(e);
     return 0;
 }

@@ -79,7 +79,8 @@ int main(void)
     kn_tensor *params[4] = {w1, b1, w2, b2};
     for (int i = 0; i < 4; i++)
         if (!params[i] || kn_tensor_set_requires_grad(params[i], true)) return fail("init");
-    printf("kiln %s: 2-layer MLP (2-%d-%d) on %d spiral points, SGD\n", kn_version(), HIDDEN, CLASSES, N);
+    printf("kiln %s: 2-layer MLP (2-%d-%d) on %d spiral points, SGD\n", kn_version(), HIDDEN,
+           CLASSES, N);
     double first = 0, loss_value = 0;
     for (int step = 0; step <= STEPS; step++) {
         kn_autograd_record(true);
@@ -98,7 +99,8 @@ int main(void)
         kn_tensor_unref(h), kn_tensor_unref(a), kn_tensor_unref(logits), kn_tensor_unref(loss);
     }
     printf("loss %.4f -> %.4f\n", first, loss_value);
-    for (int i = 0; i < 4; i++) kn_tensor_unref(params[i]);
+    for (int i = 0; i < 4; i++)
+        kn_tensor_unref(params[i]);
     kn_tensor_unref(x), kn_tensor_unref(y);
     return loss_value < first / 4 ? 0 : 1;
 }

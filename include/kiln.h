@@ -106,8 +106,8 @@ enum {
     KN_CPU_AMX_INT8 = 1u << 10,
 };
 typedef enum kn_isa { KN_ISA_REF = 0, KN_ISA_AVX2, KN_ISA_AVX512, KN_ISA_AVX512BF16 } kn_isa;
-uint32_t kn_cpu_features(void); /* what the CPU has (KN_CPU_* bits) */
-kn_isa kn_isa_max(void);        /* best ISA level usable: CPU capped by KILN_ISA */
+uint32_t kn_cpu_features(void);   /* what the CPU has (KN_CPU_* bits) */
+kn_isa kn_isa_max(void);          /* best ISA level usable: CPU capped by KILN_ISA */
 kn_status kn_set_isa(kn_isa cap); /* cap at run time, like KILN_ISA */
 const char *kn_isa_name(kn_isa isa);
 /* Prints version, CPU features and the ISA in use. */
@@ -311,11 +311,10 @@ kn_tensor *kn_any(kn_tensor *x, int n_axes, const int *axes, bool keepdim);
 kn_tensor *kn_cumsum(kn_tensor *x, int axis);
 /* Values come out sorted (largest first, or smallest first) whatever `sorted`
  * says; ties keep the lower index first. */
-kn_status kn_topk(kn_tensor *x, int64_t k, int axis, bool largest, bool sorted,
-                  kn_tensor **values, kn_tensor **indices);
-/* Stable sort. */
-kn_status kn_sort(kn_tensor *x, int axis, bool descending, kn_tensor **values,
+kn_status kn_topk(kn_tensor *x, int64_t k, int axis, bool largest, bool sorted, kn_tensor **values,
                   kn_tensor **indices);
+/* Stable sort. */
+kn_status kn_sort(kn_tensor *x, int axis, bool descending, kn_tensor **values, kn_tensor **indices);
 kn_tensor *kn_argsort(kn_tensor *x, int axis, bool descending);
 
 /* ---- linear algebra */
@@ -370,19 +369,18 @@ kn_tensor *kn_global_max_pool(kn_tensor *x, kn_layout layout);
 kn_tensor *kn_adaptive_avg_pool2d(kn_tensor *x, int64_t out_h, int64_t out_w, kn_layout layout);
 kn_tensor *kn_adaptive_max_pool2d(kn_tensor *x, int64_t out_h, int64_t out_w, kn_layout layout);
 kn_tensor *kn_upsample_nearest2d(kn_tensor *x, int64_t out_h, int64_t out_w, kn_layout layout);
-kn_tensor *kn_upsample_bilinear2d(kn_tensor *x, int64_t out_h, int64_t out_w,
-                                  bool align_corners, kn_layout layout);
+kn_tensor *kn_upsample_bilinear2d(kn_tensor *x, int64_t out_h, int64_t out_w, bool align_corners,
+                                  kn_layout layout);
 
 /* ---- normalization, softmax, dropout */
 /* Channel axis 1 (NCHW) or last (NHWC). gamma/beta may be NULL. In training
  * the batch statistics are used and running_mean/var (if given) updated in
  * place: r = (1 - momentum) * r + momentum * batch (unbiased var). */
-kn_tensor *kn_batch_norm(kn_tensor *x, kn_tensor *gamma, kn_tensor *beta,
-                         kn_tensor *running_mean, kn_tensor *running_var, bool training,
-                         double momentum, double eps, kn_layout layout);
+kn_tensor *kn_batch_norm(kn_tensor *x, kn_tensor *gamma, kn_tensor *beta, kn_tensor *running_mean,
+                         kn_tensor *running_var, bool training, double momentum, double eps,
+                         kn_layout layout);
 /* Normalizes over the last n_axes dims; gamma/beta of that shape or NULL. */
-kn_tensor *kn_layer_norm(kn_tensor *x, int n_axes, kn_tensor *gamma, kn_tensor *beta,
-                         double eps);
+kn_tensor *kn_layer_norm(kn_tensor *x, int n_axes, kn_tensor *gamma, kn_tensor *beta, double eps);
 kn_tensor *kn_group_norm(kn_tensor *x, int64_t groups, kn_tensor *gamma, kn_tensor *beta,
                          double eps); /* NCHW..., gamma/beta (C) */
 kn_tensor *kn_instance_norm(kn_tensor *x, kn_tensor *gamma, kn_tensor *beta, double eps);
@@ -417,8 +415,8 @@ typedef enum kn_pad_mode { KN_PAD_CONSTANT = 0, KN_PAD_REFLECT, KN_PAD_EDGE } kn
 /* pads[2*i], pads[2*i+1]: before/after for axis i (all ndim axes). */
 kn_tensor *kn_pad(kn_tensor *x, const int64_t *pads, kn_pad_mode mode, double value);
 kn_tensor *kn_tile(kn_tensor *x, int n, const int64_t *reps);
-kn_tensor *kn_repeat(kn_tensor *x, int64_t repeats, int axis); /* numpy.repeat */
-kn_tensor *kn_gather(kn_tensor *x, int axis, kn_tensor *index);  /* torch.gather */
+kn_tensor *kn_repeat(kn_tensor *x, int64_t repeats, int axis);  /* numpy.repeat */
+kn_tensor *kn_gather(kn_tensor *x, int axis, kn_tensor *index); /* torch.gather */
 kn_tensor *kn_scatter(kn_tensor *x, int axis, kn_tensor *index, kn_tensor *src);
 kn_tensor *kn_scatter_add(kn_tensor *x, int axis, kn_tensor *index, kn_tensor *src);
 kn_tensor *kn_index_select(kn_tensor *x, int axis, kn_tensor *index);
@@ -436,8 +434,8 @@ typedef enum kn_reduction {
 } kn_reduction;
 typedef struct kn_loss_params {
     kn_reduction reduction;
-    int64_t ignore_index;   /* cross_entropy/nll with class indices, used when
-                               use_ignore_index is true (PyTorch's default is -100) */
+    int64_t ignore_index; /* cross_entropy/nll with class indices, used when
+                             use_ignore_index is true (PyTorch's default is -100) */
     bool use_ignore_index;
     double label_smoothing; /* cross_entropy */
     double beta;            /* smooth_l1 (0 means 1) */
@@ -461,9 +459,8 @@ kn_tensor *kn_kl_div(kn_tensor *log_input, kn_tensor *target, const kn_loss_para
 /* ---- recurrent cells (PyTorch gate order: LSTM i,f,g,o; GRU r,z,n).
  * x (N, in), h/c (N, hidden), w_ih (G*hidden, in), w_hh (G*hidden, hidden),
  * biases (G*hidden) or NULL. */
-kn_status kn_lstm_cell(kn_tensor *x, kn_tensor *h, kn_tensor *c, kn_tensor *w_ih,
-                       kn_tensor *w_hh, kn_tensor *b_ih, kn_tensor *b_hh, kn_tensor **h_out,
-                       kn_tensor **c_out);
+kn_status kn_lstm_cell(kn_tensor *x, kn_tensor *h, kn_tensor *c, kn_tensor *w_ih, kn_tensor *w_hh,
+                       kn_tensor *b_ih, kn_tensor *b_hh, kn_tensor **h_out, kn_tensor **c_out);
 kn_tensor *kn_gru_cell(kn_tensor *x, kn_tensor *h, kn_tensor *w_ih, kn_tensor *w_hh,
                        kn_tensor *b_ih, kn_tensor *b_hh);
 

@@ -81,7 +81,8 @@ bool kt_check_values(const char *op, const kn_tensor *t, int ndim, const int64_t
     KT_CHECK(t != NULL, "%s: result is NULL: %s", op, kn_last_error());
     if (!t) return false;
     bool same_shape = kn_tensor_ndim(t) == ndim;
-    for (int d = 0; same_shape && d < ndim; d++) same_shape = kn_tensor_shape(t)[d] == shape[d];
+    for (int d = 0; same_shape && d < ndim; d++)
+        same_shape = kn_tensor_shape(t)[d] == shape[d];
     KT_CHECK(same_shape, "%s: result shape differs from the expected one", op);
     if (!same_shape) return false;
     int64_t n = kn_tensor_numel(t), index[KN_MAX_DIMS];
@@ -108,7 +109,8 @@ bool kt_check_array(const char *op, const kn_tensor *t, const kt_array *e, doubl
 
 bool kt_equal_bits(const kn_tensor *a, const kn_tensor *b)
 {
-    if (!a || !b || kn_tensor_dtype(a) != kn_tensor_dtype(b) || kn_tensor_ndim(a) != kn_tensor_ndim(b))
+    if (!a || !b || kn_tensor_dtype(a) != kn_tensor_dtype(b) ||
+        kn_tensor_ndim(a) != kn_tensor_ndim(b))
         return false;
     int64_t n = kn_tensor_numel(a);
     if (n != kn_tensor_numel(b)) return false;
@@ -194,8 +196,8 @@ static int check_input_grad(const char *op, kt_fn fn, kn_tensor *const *inputs, 
     return bad;
 }
 
-bool kt_gradcheck(const char *op, kt_fn fn, int n, kn_tensor *const *inputs, void *ctx,
-                  double eps, double tol)
+bool kt_gradcheck(const char *op, kt_fn fn, int n, kn_tensor *const *inputs, void *ctx, double eps,
+                  double tol)
 {
     for (int i = 0; i < n; i++)
         if (inputs[i] && kn_tensor_dtype(inputs[i]) == KN_F64) {
@@ -248,7 +250,8 @@ int kt_alloc_walk(const char *what, kt_alloc_fn fn, void *ctx)
         KT_CHECK(after == live, "%s: failing allocation %d leaked %zd bytes", what, k,
                  (ssize_t)(after - live));
         if (s == KN_OK) break;
-        KT_CHECK(kn_last_error()[0] != '\0', "%s: failure at allocation %d left no message", what, k);
+        KT_CHECK(kn_last_error()[0] != '\0', "%s: failure at allocation %d left no message", what,
+                 k);
     }
     return k - 1;
 }

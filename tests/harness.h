@@ -15,15 +15,15 @@
 extern int kt_failures, kt_checks;
 extern const char *kt_current;
 
-#define KT_CHECK(cond, ...)                                                                     \
-    do {                                                                                        \
-        kt_checks++;                                                                            \
-        if (!(cond)) {                                                                          \
-            kt_failures++;                                                                      \
-            fprintf(stderr, "FAIL %s (%s:%d): %s: ", kt_current, __FILE__, __LINE__, #cond);    \
-            fprintf(stderr, __VA_ARGS__);                                                       \
-            fprintf(stderr, "\n");                                                              \
-        }                                                                                       \
+#define KT_CHECK(cond, ...)                                                                        \
+    do {                                                                                           \
+        kt_checks++;                                                                               \
+        if (!(cond)) {                                                                             \
+            kt_failures++;                                                                         \
+            fprintf(stderr, "FAIL %s (%s:%d): %s: ", kt_current, __FILE__, __LINE__, #cond);       \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fprintf(stderr, "\n");                                                                 \
+        }                                                                                          \
     } while (0)
 #define KT_OK(status) KT_CHECK((status) == KN_OK, "status %d: %s", (int)(status), kn_last_error())
 #define KT_NOTNULL(p) KT_CHECK((p) != NULL, "NULL: %s", kn_last_error())
@@ -64,8 +64,8 @@ bool kt_expect_fail_status(const char *op, kn_status s, const char *needle);
  * gradient of sum(f(x) * w) (w random) from kn_backward with central
  * differences. fn returns a new tensor. Marks `op` gradient-tested. */
 typedef kn_tensor *(*kt_fn)(kn_tensor *const *inputs, void *ctx);
-bool kt_gradcheck(const char *op, kt_fn fn, int n, kn_tensor *const *inputs, void *ctx,
-                  double eps, double tol);
+bool kt_gradcheck(const char *op, kt_fn fn, int n, kn_tensor *const *inputs, void *ctx, double eps,
+                  double tol);
 /* Random f64 tensor in [lo, hi), seeded. */
 kn_tensor *kt_rand(int ndim, const int64_t *shape, double lo, double hi, uint64_t seed);
 

@@ -13,7 +13,8 @@ static kn_tensor *f_chain(kn_tensor *const *in, void *ctx)
     kn_tensor *q = kn_div(l, in[1]);
     kn_tensor *y = kn_add(e, q);
     kn_tensor *z = kn_sub(y, in[1]);
-    kn_tensor_unref(ab), kn_tensor_unref(e), kn_tensor_unref(l), kn_tensor_unref(q), kn_tensor_unref(y);
+    kn_tensor_unref(ab), kn_tensor_unref(e), kn_tensor_unref(l), kn_tensor_unref(q),
+        kn_tensor_unref(y);
     return z;
 }
 
@@ -33,7 +34,7 @@ static void test_simple_values(void)
     kn_tensor *x = kt_tensor(KN_F32, 1, s, (double[]){1, 2, 3});
     kn_tensor_set_requires_grad(x, true);
     kn_autograd_record(true);
-    kn_tensor *y = kn_mul(x, x);             /* x^2 */
+    kn_tensor *y = kn_mul(x, x);              /* x^2 */
     kn_tensor *l = kn_sum(y, 0, NULL, false); /* sum x^2 */
     kn_autograd_record(false);
     KT_CHECK(kn_tensor_requires_grad(l), "output requires grad");
@@ -71,15 +72,18 @@ static void test_no_grad_and_detach(void)
     kn_no_grad_begin();
     kn_tensor *a = kn_mul(x, x);
     kn_no_grad_end();
-    KT_CHECK(!kn_tensor_requires_grad(a) && kn_autograd_tape_size() == 0, "nothing recorded in no_grad");
+    KT_CHECK(!kn_tensor_requires_grad(a) && kn_autograd_tape_size() == 0,
+             "nothing recorded in no_grad");
     kn_tensor *d = kn_detach(x);
-    KT_CHECK(!kn_tensor_requires_grad(d) && kn_tensor_shares_storage(d, x), "detach shares storage");
+    KT_CHECK(!kn_tensor_requires_grad(d) && kn_tensor_shares_storage(d, x),
+             "detach shares storage");
     kn_tensor *b = kn_mul(d, x); /* gradient flows only through x */
     kn_tensor *l = kn_sum(b, 0, NULL, false);
     kn_autograd_record(false);
     KT_OK(kn_backward(l, NULL));
     kt_check_values("detach", kn_tensor_grad(x), 1, s, (double[]){1, 2}, 0, 1e-12);
-    kn_tensor_unref(a), kn_tensor_unref(d), kn_tensor_unref(b), kn_tensor_unref(l), kn_tensor_unref(x);
+    kn_tensor_unref(a), kn_tensor_unref(d), kn_tensor_unref(b), kn_tensor_unref(l),
+        kn_tensor_unref(x);
 }
 
 static void test_inplace_detected(void)

@@ -20,9 +20,11 @@ static void test_f16_exhaustive(void)
     for (uint32_t h = 0; h < 65536; h++) {
         double want = half_value((uint16_t)h);
         float got = kn_f16_to_f32((uint16_t)h);
-        if (isnan(want) ? !isnan(got) : (double)got != want || !signbit(got) != !signbit(want)) bad_decode++;
+        if (isnan(want) ? !isnan(got) : (double)got != want || !signbit(got) != !signbit(want))
+            bad_decode++;
         uint16_t back = kn_f32_to_f16(got);
-        if (isnan(want) ? ((back & 0x7c00) != 0x7c00 || !(back & 0x3ff)) : back != h) bad_round_trip++;
+        if (isnan(want) ? ((back & 0x7c00) != 0x7c00 || !(back & 0x3ff)) : back != h)
+            bad_round_trip++;
         /* the midpoint to the next half (same sign) rounds to the even one */
         uint32_t next = h + 1;
         if ((h & 0x7fff) < 0x7bff + 1 && (next & 0x7c00) != 0x7c00 && (h & 0x7fff) != 0x7fff &&
@@ -61,7 +63,8 @@ static void test_bf16_exhaustive(void)
             memcpy(&fm, &mid, 4);
             memcpy(&fa, &above, 4);
             uint16_t want_mid = (b & 1) ? (uint16_t)(b + 1) : (uint16_t)b;
-            if (kn_f32_to_bf16(fm) != want_mid || kn_f32_to_bf16(fa) != (uint16_t)(b + 1)) bad_ties++;
+            if (kn_f32_to_bf16(fm) != want_mid || kn_f32_to_bf16(fa) != (uint16_t)(b + 1))
+                bad_ties++;
         }
     }
     KT_CHECK(bad == 0, "%d bf16 patterns wrong", bad);
@@ -130,7 +133,8 @@ typedef struct sum_ctx {
 static void add_range(int64_t begin, int64_t end, void *arg)
 {
     int64_t *counts = arg;
-    for (int64_t i = begin; i < end; i++) counts[i]++;
+    for (int64_t i = begin; i < end; i++)
+        counts[i]++;
 }
 
 static void test_parallel_for(void)
@@ -140,7 +144,8 @@ static void test_parallel_for(void)
     memset(counts, 0, sizeof counts);
     kn_parallel_for(N, 100, add_range, counts);
     int bad = 0;
-    for (int i = 0; i < N; i++) bad += counts[i] != 1;
+    for (int i = 0; i < N; i++)
+        bad += counts[i] != 1;
     KT_CHECK(bad == 0, "%d indices not visited exactly once", bad);
     int old = kn_get_num_threads();
     kn_set_num_threads(1);
@@ -148,7 +153,8 @@ static void test_parallel_for(void)
     kn_parallel_for(N, 100, add_range, counts);
     kn_set_num_threads(old);
     bad = 0;
-    for (int i = 0; i < N; i++) bad += counts[i] != 2;
+    for (int i = 0; i < N; i++)
+        bad += counts[i] != 2;
     KT_CHECK(bad == 0, "one thread: %d indices wrong", bad);
 }
 
@@ -173,7 +179,8 @@ static void test_rng(void)
         lo = v < lo ? v : lo;
         hi = v > hi ? v : hi;
     }
-    KT_CHECK(fabs(mean - 0.5) < 0.05 && lo >= 0 && hi < 1, "uniform mean %g range [%g, %g]", mean, lo, hi);
+    KT_CHECK(fabs(mean - 0.5) < 0.05 && lo >= 0 && hi < 1, "uniform mean %g range [%g, %g]", mean,
+             lo, hi);
     kn_tensor *n = kn_tensor_rand_normal(KN_F64, 1, shape, 2, 3);
     double m = 0, sq = 0;
     for (int64_t i = 0; i < 1000; i++) {
@@ -215,7 +222,8 @@ static void test_errors(void)
     int64_t shape[2] = {2, -1};
     kn_tensor *t = kn_tensor_zeros(KN_F32, 2, shape);
     KT_CHECK(t == NULL && kn_last_status() == KN_ERR_SHAPE, "negative dim rejected");
-    KT_CHECK(strstr(kn_last_error(), "dim 1") != NULL, "message names the dim: %s", kn_last_error());
+    KT_CHECK(strstr(kn_last_error(), "dim 1") != NULL, "message names the dim: %s",
+             kn_last_error());
     KT_CHECK(strcmp(kn_status_name(KN_ERR_NOMEM), "out of memory") == 0, "status name");
 }
 
@@ -226,7 +234,8 @@ static void test_philox_known_answer(void)
     extern void kn__philox(uint64_t key, uint64_t counter, uint32_t out[4]);
     uint32_t r[4];
     kn__philox(0, 0, r);
-    KT_CHECK(r[0] == 0x6627e8d5u && r[1] == 0xe169c58du && r[2] == 0xbc57ac4cu && r[3] == 0x9b00dbd8u,
+    KT_CHECK(r[0] == 0x6627e8d5u && r[1] == 0xe169c58du && r[2] == 0xbc57ac4cu &&
+                 r[3] == 0x9b00dbd8u,
              "got %08x %08x %08x %08x", r[0], r[1], r[2], r[3]);
 }
 

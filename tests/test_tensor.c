@@ -13,7 +13,8 @@ static void test_creation(void)
     kt_check_values("zeros", z, 2, s, (double[]){0, 0, 0, 0, 0, 0}, 0, 0);
     kt_check_values("ones", o, 2, s, (double[]){1, 1, 1, 1, 1, 1}, 0, 0);
     kt_check_values("full", f, 2, s, (double[]){1.5, 1.5, 1.5, 1.5, 1.5, 1.5}, 0, 0);
-    KT_CHECK(kn_tensor_numel(z) == 6 && kn_tensor_ndim(z) == 2 && kn_tensor_dim(z, -1) == 3, "geometry");
+    KT_CHECK(kn_tensor_numel(z) == 6 && kn_tensor_ndim(z) == 2 && kn_tensor_dim(z, -1) == 3,
+             "geometry");
     KT_CHECK(kn_tensor_is_contiguous(z) && kn_tensor_strides(z)[0] == 3, "contiguous strides");
     kn_tensor *a = kn_tensor_arange(KN_I64, 0, 10, 3);
     int64_t s4[1] = {4};
@@ -31,7 +32,8 @@ static void test_creation(void)
     kn_tensor *empty = kn_tensor_zeros(KN_F32, 2, s0);
     KT_CHECK(empty && kn_tensor_numel(empty) == 0, "zero-size tensor");
     kn_tensor *objs[] = {z, o, f, a, l, e, sc, empty};
-    for (int i = 0; i < (int)(sizeof objs / sizeof objs[0]); i++) kn_tensor_unref(objs[i]);
+    for (int i = 0; i < (int)(sizeof objs / sizeof objs[0]); i++)
+        kn_tensor_unref(objs[i]);
 }
 
 static void test_bad_creation(void)
@@ -51,10 +53,12 @@ static void test_bad_creation(void)
     int64_t idx[1] = {2};
     kt_expect_fail_status("tensor_get", kn_tensor_get(t, idx, &v), "out of range");
     float small[1];
-    kt_expect_fail_status("tensor_copy_to", kn_tensor_copy_to(t, KN_F32, small, sizeof small), "bytes");
+    kt_expect_fail_status("tensor_copy_to", kn_tensor_copy_to(t, KN_F32, small, sizeof small),
+                          "bytes");
     kn_tensor_unref(t);
     kn_tensor *sym = kn_tensor_symbolic(KN_F32, 1, s);
-    KT_CHECK(kn_tensor_data(sym) == NULL && strstr(kn_last_error(), "symbolic"), "symbolic has no data");
+    KT_CHECK(kn_tensor_data(sym) == NULL && strstr(kn_last_error(), "symbolic"),
+             "symbolic has no data");
     kt_expect_fail_status("tensor_item", kn_tensor_item(sym, &v), "control flow");
     kn_tensor_unref(sym);
 }
@@ -116,7 +120,8 @@ static void test_borrowed_buffer(void)
 static void test_copy_broadcast_and_version(void)
 {
     int64_t s[2] = {2, 3}, r[1] = {3};
-    kn_tensor *dst = kn_tensor_zeros(KN_F32, 2, s), *row = kt_tensor(KN_F64, 1, r, (double[]){1, 2, 3});
+    kn_tensor *dst = kn_tensor_zeros(KN_F32, 2, s),
+              *row = kt_tensor(KN_F64, 1, r, (double[]){1, 2, 3});
     uint64_t v0 = kn_tensor_version(dst);
     KT_OK(kn_tensor_copy_(dst, row));
     KT_CHECK(kn_tensor_version(dst) > v0, "version bumped");
@@ -135,8 +140,12 @@ static void test_printing(void)
     kn_tensor *t = kt_tensor(KN_F32, 2, s, (double[]){1, 2.5, -3, 4});
     char buf[256];
     kn_tensor_to_string(t, buf, sizeof buf);
-    KT_CHECK(strcmp(buf, "tensor([[ 1.0000,  2.5000],\n        [-3.0000,  4.0000]], shape=(2,2), dtype=f32)") == 0,
-             "got '%s'", buf);
+    KT_CHECK(
+        strcmp(
+            buf,
+            "tensor([[ 1.0000,  2.5000],\n        [-3.0000,  4.0000]], shape=(2,2), dtype=f32)") ==
+            0,
+        "got '%s'", buf);
     kn_tensor *i = kn_tensor_arange(KN_I32, 0, 3, 1);
     kn_tensor_to_string(i, buf, sizeof buf);
     KT_CHECK(strcmp(buf, "tensor([0, 1, 2], shape=(3), dtype=i32)") == 0, "got '%s'", buf);

@@ -30,7 +30,8 @@ static void test_registry_shape(void)
         KT_CHECK(kn_op_find(op->name) == op, "%s is found by name (unique)", op->name);
         KT_CHECK(op->attrs_size > 0 || op->n_attrs == 0, "%s: attrs without a struct", op->name);
         for (int a = 0; a < op->n_attrs; a++)
-            KT_CHECK(op->attrs[a].name && op->attrs[a].offset < op->attrs_size, "%s attr %d", op->name, a);
+            KT_CHECK(op->attrs[a].name && op->attrs[a].offset < op->attrs_size, "%s attr %d",
+                     op->name, a);
     }
     KT_CHECK(kn_op_find("no_such_op") == NULL, "unknown name");
     KT_CHECK(kn_op_at(-1) == NULL && kn_op_at(kn_op_count()) == NULL, "out of range");
@@ -50,11 +51,13 @@ static void test_every_op_tested(void)
         int k = op_kinds(name, path);
         bool ok = (k & (KT_FWD | KT_GRAD | KT_BAD)) == (KT_FWD | KT_GRAD | KT_BAD);
         complete += ok;
-        printf("%-24s %-3s %-4s %-3s%s\n", name, k & KT_FWD ? "yes" : "NO", k & KT_GRAD ? "yes" : "NO",
-               k & KT_BAD ? "yes" : "NO", ok ? "" : "   <- missing tests");
+        printf("%-24s %-3s %-4s %-3s%s\n", name, k & KT_FWD ? "yes" : "NO",
+               k & KT_GRAD ? "yes" : "NO", k & KT_BAD ? "yes" : "NO",
+               ok ? "" : "   <- missing tests");
         KT_CHECK(ok, "op %s lacks forward, gradient or bad-input tests", name);
     }
-    printf("ops registered: %d, with forward + gradient + bad-input tests: %d\n", kn_op_count(), complete);
+    printf("ops registered: %d, with forward + gradient + bad-input tests: %d\n", kn_op_count(),
+           complete);
 }
 
 int main(void)

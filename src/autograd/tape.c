@@ -9,8 +9,8 @@ typedef struct kn__node {
     const kn_op_def *def;
     void *attrs;
     int n_in, n_out;
-    kn_tensor **in;  /* references (entries may be NULL: optional inputs) */
-    kn_tensor **out; /* references */
+    kn_tensor **in;    /* references (entries may be NULL: optional inputs) */
+    kn_tensor **out;   /* references */
     uint64_t *version; /* n_in + n_out versions at record time */
     bool *needs_grad;
     bool visited;
@@ -37,7 +37,8 @@ static void node_free(kn__node *nd)
         }
         kn_tensor_unref(nd->out[i]);
     }
-    for (int i = 0; i < nd->n_in; i++) kn_tensor_unref(nd->in[i]);
+    for (int i = 0; i < nd->n_in; i++)
+        kn_tensor_unref(nd->in[i]);
     kn_free(nd->attrs);
     kn_free(nd);
 }
@@ -56,8 +57,10 @@ static kn__node *node_new(const kn_op_args *a)
         kn_free(nd);
         return NULL;
     }
-    if (nd->attrs && a->attrs) memcpy(nd->attrs, a->attrs, a->def->attrs_size);
-    else if (nd->attrs) memset(nd->attrs, 0, a->def->attrs_size); /* NULL attrs: defaults */
+    if (nd->attrs && a->attrs)
+        memcpy(nd->attrs, a->attrs, a->def->attrs_size);
+    else if (nd->attrs)
+        memset(nd->attrs, 0, a->def->attrs_size); /* NULL attrs: defaults */
     nd->def = a->def;
     nd->n_in = a->n_in;
     nd->n_out = a->n_out;
@@ -120,7 +123,10 @@ bool kn_autograd_record(bool on)
     return prev;
 }
 
-bool kn_autograd_is_recording(void) { return tape.record && tape.no_grad_depth == 0; }
+bool kn_autograd_is_recording(void)
+{
+    return tape.record && tape.no_grad_depth == 0;
+}
 
 void kn_no_grad_begin(void)
 {
@@ -136,31 +142,43 @@ void kn_no_grad_end(void)
 
 void kn_autograd_tape_free(void)
 {
-    for (int64_t i = tape.n - 1; i >= 0; i--) node_free(tape.nodes[i]);
+    for (int64_t i = tape.n - 1; i >= 0; i--)
+        node_free(tape.nodes[i]);
     kn_free(tape.nodes);
     tape.nodes = NULL;
     tape.n = tape.cap = 0;
 }
 
-int64_t kn_autograd_tape_size(void) { return tape.n; }
+int64_t kn_autograd_tape_size(void)
+{
+    return tape.n;
+}
 
 kn_status kn_tensor_set_requires_grad(kn_tensor *t, bool on)
 {
     if (!t) return kn__error(KN_ERR_ARG, "set_requires_grad: tensor is NULL");
     if (t->grad_fn)
-        return kn__error(KN_ERR_STATE, "set_requires_grad: only leaf tensors can be changed; this "
-                                       "one was computed by '%s' (use kn_detach)",
+        return kn__error(KN_ERR_STATE,
+                         "set_requires_grad: only leaf tensors can be changed; this "
+                         "one was computed by '%s' (use kn_detach)",
                          t->grad_fn->def->name);
     if (on && !kn_dtype_is_float(t->dtype))
-        return kn__error(KN_ERR_DTYPE, "set_requires_grad: only float tensors can require "
-                                       "gradients, this one is %s",
+        return kn__error(KN_ERR_DTYPE,
+                         "set_requires_grad: only float tensors can require "
+                         "gradients, this one is %s",
                          kn_dtype_name(t->dtype));
     t->requires_grad = on;
     return KN_OK;
 }
 
-bool kn_tensor_requires_grad(const kn_tensor *t) { return t && t->requires_grad; }
-kn_tensor *kn_tensor_grad(const kn_tensor *t) { return t ? t->grad : NULL; }
+bool kn_tensor_requires_grad(const kn_tensor *t)
+{
+    return t && t->requires_grad;
+}
+kn_tensor *kn_tensor_grad(const kn_tensor *t)
+{
+    return t ? t->grad : NULL;
+}
 
 void kn_tensor_zero_grad(kn_tensor *t)
 {
@@ -221,9 +239,10 @@ static kn_status deliver(kn__node *nd, int i, kn_tensor *g)
     if (!fit) return kn_last_status();
     if (!t->grad_fn && !t->requires_grad) {
         kn_tensor_unref(fit);
-        return kn__error(KN_ERR_STATE, "backward: input %d of '%s' was produced by a graph that an "
-                                       "earlier backward freed; pass KN_BACKWARD_RETAIN_GRAPH to "
-                                       "back-propagate twice",
+        return kn__error(KN_ERR_STATE,
+                         "backward: input %d of '%s' was produced by a graph that an "
+                         "earlier backward freed; pass KN_BACKWARD_RETAIN_GRAPH to "
+                         "back-propagate twice",
                          i, nd->def->name);
     }
     return accumulate(t->grad_fn ? &t->bw_grad : &t->grad, fit);
@@ -247,7 +266,8 @@ static kn_status check_versions(const kn__node *nd)
 static kn_status backprop_node(kn__node *nd)
 {
     bool any = false;
-    for (int i = 0; i < nd->n_out; i++) any |= nd->out[i]->grad_fn == nd && nd->out[i]->bw_grad;
+    for (int i = 0; i < nd->n_out; i++)
+        any |= nd->out[i]->grad_fn == nd && nd->out[i]->bw_grad;
     if (!any) return KN_OK;
     nd->visited = true;
     kn_status s = check_versions(nd);
@@ -258,9 +278,10 @@ static kn_status backprop_node(kn__node *nd)
     kn_tensor **grad_in = grad_out + nd->n_out;
     for (int i = 0; i < nd->n_out; i++)
         grad_out[i] = nd->out[i]->grad_fn == nd ? nd->out[i]->bw_grad : NULL;
-    for (int i = 0; i < nd->n_in; i++) grad_in[i] = NULL;
-    kn_grad_args g = {nd->def, nd->attrs,   nd->in,         nd->n_in, nd->out,
-                      nd->n_out, grad_out, nd->needs_grad, grad_in};
+    for (int i = 0; i < nd->n_in; i++)
+        grad_in[i] = NULL;
+    kn_grad_args g = {nd->def,   nd->attrs, nd->in,         nd->n_in, nd->out,
+                      nd->n_out, grad_out,  nd->needs_grad, grad_in};
     s = nd->def->grad(&g);
     for (int i = 0; i < nd->n_in; i++) {
         if (!s && grad_in[i] && nd->needs_grad[i]) s = deliver(nd, i, grad_in[i]);
@@ -292,8 +313,10 @@ static void free_visited(void)
     int64_t kept = 0;
     for (int64_t k = 0; k < tape.n; k++) {
         kn__node *nd = tape.nodes[k];
-        if (nd->visited) node_free(nd);
-        else tape.nodes[kept++] = nd;
+        if (nd->visited)
+            node_free(nd);
+        else
+            tape.nodes[kept++] = nd;
     }
     tape.n = kept;
 }
@@ -306,13 +329,15 @@ static kn_status seed_gradient(kn_tensor *out, kn_tensor *grad, kn_tensor **seed
                                        "recording on, and does an input require grad?)");
     if (!grad) {
         if (kn_tensor_numel(out) != 1)
-            return kn__error(KN_ERR_ARG, "backward: the output has %lld elements; pass an "
-                                         "upstream gradient for a non-scalar output",
+            return kn__error(KN_ERR_ARG,
+                             "backward: the output has %lld elements; pass an "
+                             "upstream gradient for a non-scalar output",
                              (long long)kn_tensor_numel(out));
         *seed = kn_tensor_ones(out->dtype, out->ndim, out->shape);
         return *seed ? KN_OK : kn_last_status();
     }
-    if (grad->ndim != out->ndim || memcmp(grad->shape, out->shape, sizeof(int64_t) * (size_t)out->ndim)) {
+    if (grad->ndim != out->ndim ||
+        memcmp(grad->shape, out->shape, sizeof(int64_t) * (size_t)out->ndim)) {
         char a[96], b[96];
         return kn__error(KN_ERR_SHAPE, "backward: gradient shape %s does not match output shape %s",
                          kn__shape_str(grad->ndim, grad->shape, a, sizeof a),
@@ -333,14 +358,20 @@ kn_status kn_backward_ex(kn_tensor *out, kn_tensor *grad, unsigned flags)
     bool was_active = kn__record_active();
     kn__set_record_active((flags & KN_BACKWARD_CREATE_GRAPH) != 0 && was_active);
     int64_t n = tape.n; /* nodes recorded by create_graph go after n */
-    for (int64_t k = n - 1; k >= 0 && !s; k--) s = backprop_node(tape.nodes[k]);
+    for (int64_t k = n - 1; k >= 0 && !s; k--)
+        s = backprop_node(tape.nodes[k]);
     clear_pending(n);
     update_active();
     /* like PyTorch, create_graph keeps the graph: the new nodes refer to it */
-    if (!(flags & (KN_BACKWARD_RETAIN_GRAPH | KN_BACKWARD_CREATE_GRAPH))) free_visited();
+    if (!(flags & (KN_BACKWARD_RETAIN_GRAPH | KN_BACKWARD_CREATE_GRAPH)))
+        free_visited();
     else
-        for (int64_t k = 0; k < tape.n; k++) tape.nodes[k]->visited = false;
+        for (int64_t k = 0; k < tape.n; k++)
+            tape.nodes[k]->visited = false;
     return s;
 }
 
-kn_status kn_backward(kn_tensor *out, kn_tensor *grad) { return kn_backward_ex(out, grad, 0); }
+kn_status kn_backward(kn_tensor *out, kn_tensor *grad)
+{
+    return kn_backward_ex(out, grad, 0);
+}

@@ -24,11 +24,16 @@ static _Atomic int64_t n_allocs, fail_at;
 
 void kn_set_allocator(const kn_allocator *a)
 {
-    if (a && a->alloc && a->free) current = *a;
-    else current = (kn_allocator){default_alloc, default_free, NULL};
+    if (a && a->alloc && a->free)
+        current = *a;
+    else
+        current = (kn_allocator){default_alloc, default_free, NULL};
 }
 
-void kn_alloc_fail_after(int64_t n) { atomic_store(&fail_at, n > 0 ? atomic_load(&n_allocs) + n : 0); }
+void kn_alloc_fail_after(int64_t n)
+{
+    atomic_store(&fail_at, n > 0 ? atomic_load(&n_allocs) + n : 0);
+}
 
 static void note_peak(size_t live)
 {
@@ -63,6 +68,15 @@ void kn_free(void *p)
     current.free(block, current.user);
 }
 
-size_t kn_alloc_live_bytes(void) { return atomic_load(&live_bytes); }
-size_t kn_alloc_peak_bytes(void) { return atomic_load(&peak_bytes); }
-int64_t kn_alloc_count(void) { return atomic_load(&n_allocs); }
+size_t kn_alloc_live_bytes(void)
+{
+    return atomic_load(&live_bytes);
+}
+size_t kn_alloc_peak_bytes(void)
+{
+    return atomic_load(&peak_bytes);
+}
+int64_t kn_alloc_count(void)
+{
+    return atomic_load(&n_allocs);
+}

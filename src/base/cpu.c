@@ -42,7 +42,10 @@ static uint32_t detect(void)
     return f;
 }
 #else
-static uint32_t detect(void) { return 0; }
+static uint32_t detect(void)
+{
+    return 0;
+}
 #endif
 
 static uint32_t features;
@@ -106,11 +109,16 @@ void kn__print_cpu_info(FILE *f)
     static const struct {
         uint32_t bit;
         const char *name;
-    } names[] = {{KN_CPU_AVX2, "avx2"},         {KN_CPU_FMA, "fma"},
-                 {KN_CPU_F16C, "f16c"},         {KN_CPU_AVX512F, "avx512f"},
-                 {KN_CPU_AVX512BW, "avx512bw"}, {KN_CPU_AVX512VL, "avx512vl"},
-                 {KN_CPU_AVX512_BF16, "avx512_bf16"}, {KN_CPU_AVX512_VNNI, "avx512_vnni"},
-                 {KN_CPU_AMX_TILE, "amx_tile"}, {KN_CPU_AMX_BF16, "amx_bf16"},
+    } names[] = {{KN_CPU_AVX2, "avx2"},
+                 {KN_CPU_FMA, "fma"},
+                 {KN_CPU_F16C, "f16c"},
+                 {KN_CPU_AVX512F, "avx512f"},
+                 {KN_CPU_AVX512BW, "avx512bw"},
+                 {KN_CPU_AVX512VL, "avx512vl"},
+                 {KN_CPU_AVX512_BF16, "avx512_bf16"},
+                 {KN_CPU_AVX512_VNNI, "avx512_vnni"},
+                 {KN_CPU_AMX_TILE, "amx_tile"},
+                 {KN_CPU_AMX_BF16, "amx_bf16"},
                  {KN_CPU_AMX_INT8, "amx_int8"}};
     uint32_t feat = kn_cpu_features();
     fprintf(f, "cpu features:");

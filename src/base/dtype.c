@@ -10,16 +10,28 @@ static const struct {
     int category; /* 0 bool, 1 integer, 2 floating */
     int rank;     /* order of width within the category */
 } dtype_info[KN_DTYPE_COUNT] = {
-    [KN_F32] = {"f32", 4, 2, 2},  [KN_F64] = {"f64", 8, 2, 3}, [KN_F16] = {"f16", 2, 2, 0},
-    [KN_BF16] = {"bf16", 2, 2, 1}, [KN_I8] = {"i8", 1, 1, 0},  [KN_U8] = {"u8", 1, 1, 1},
-    [KN_I32] = {"i32", 4, 1, 2},  [KN_I64] = {"i64", 8, 1, 3}, [KN_BOOL] = {"bool", 1, 0, 0},
+    [KN_F32] = {"f32", 4, 2, 2},   [KN_F64] = {"f64", 8, 2, 3}, [KN_F16] = {"f16", 2, 2, 0},
+    [KN_BF16] = {"bf16", 2, 2, 1}, [KN_I8] = {"i8", 1, 1, 0},   [KN_U8] = {"u8", 1, 1, 1},
+    [KN_I32] = {"i32", 4, 1, 2},   [KN_I64] = {"i64", 8, 1, 3}, [KN_BOOL] = {"bool", 1, 0, 0},
 };
 
-static bool valid(kn_dtype dt) { return (unsigned)dt < KN_DTYPE_COUNT; }
+static bool valid(kn_dtype dt)
+{
+    return (unsigned)dt < KN_DTYPE_COUNT;
+}
 
-const char *kn_dtype_name(kn_dtype dt) { return valid(dt) ? dtype_info[dt].name : "invalid"; }
-size_t kn_dtype_size(kn_dtype dt) { return valid(dt) ? dtype_info[dt].size : 0; }
-bool kn_dtype_is_float(kn_dtype dt) { return valid(dt) && dtype_info[dt].category == 2; }
+const char *kn_dtype_name(kn_dtype dt)
+{
+    return valid(dt) ? dtype_info[dt].name : "invalid";
+}
+size_t kn_dtype_size(kn_dtype dt)
+{
+    return valid(dt) ? dtype_info[dt].size : 0;
+}
+bool kn_dtype_is_float(kn_dtype dt)
+{
+    return valid(dt) && dtype_info[dt].category == 2;
+}
 
 kn_dtype kn_dtype_promote(kn_dtype a, kn_dtype b)
 {
@@ -95,7 +107,10 @@ uint16_t kn_f32_to_bf16(float f)
     return (uint16_t)(x >> 16);
 }
 
-float kn_bf16_to_f32(uint16_t b) { return bits_f32((uint32_t)b << 16); }
+float kn_bf16_to_f32(uint16_t b)
+{
+    return bits_f32((uint32_t)b << 16);
+}
 
 /* Integer stores saturate and map NaN to 0: a C cast would be undefined. */
 static int64_t to_int(double v, double lo, double hi)
@@ -109,58 +124,103 @@ static int64_t to_int(double v, double lo, double hi)
 double kn__load(kn_dtype dt, const void *p)
 {
     switch (dt) {
-    case KN_F32: return *(const float *)p;
-    case KN_F64: return *(const double *)p;
-    case KN_F16: return kn_f16_to_f32(*(const uint16_t *)p);
-    case KN_BF16: return kn_bf16_to_f32(*(const uint16_t *)p);
-    case KN_I8: return *(const int8_t *)p;
-    case KN_U8: return *(const uint8_t *)p;
-    case KN_I32: return *(const int32_t *)p;
-    case KN_I64: return (double)*(const int64_t *)p;
-    case KN_BOOL: return *(const uint8_t *)p ? 1.0 : 0.0;
-    default: assert(0 && "bad dtype"); return 0;
+    case KN_F32:
+        return *(const float *)p;
+    case KN_F64:
+        return *(const double *)p;
+    case KN_F16:
+        return kn_f16_to_f32(*(const uint16_t *)p);
+    case KN_BF16:
+        return kn_bf16_to_f32(*(const uint16_t *)p);
+    case KN_I8:
+        return *(const int8_t *)p;
+    case KN_U8:
+        return *(const uint8_t *)p;
+    case KN_I32:
+        return *(const int32_t *)p;
+    case KN_I64:
+        return (double)*(const int64_t *)p;
+    case KN_BOOL:
+        return *(const uint8_t *)p ? 1.0 : 0.0;
+    default:
+        assert(0 && "bad dtype");
+        return 0;
     }
 }
 
 void kn__store(kn_dtype dt, void *p, double v)
 {
     switch (dt) {
-    case KN_F32: *(float *)p = (float)v; break;
-    case KN_F64: *(double *)p = v; break;
-    case KN_F16: *(uint16_t *)p = kn_f32_to_f16((float)v); break;
-    case KN_BF16: *(uint16_t *)p = kn_f32_to_bf16((float)v); break;
-    case KN_I8: *(int8_t *)p = (int8_t)to_int(v, -128, 127); break;
-    case KN_U8: *(uint8_t *)p = (uint8_t)to_int(v, 0, 255); break;
-    case KN_I32: *(int32_t *)p = (int32_t)to_int(v, -2147483648.0, 2147483647.0); break;
+    case KN_F32:
+        *(float *)p = (float)v;
+        break;
+    case KN_F64:
+        *(double *)p = v;
+        break;
+    case KN_F16:
+        *(uint16_t *)p = kn_f32_to_f16((float)v);
+        break;
+    case KN_BF16:
+        *(uint16_t *)p = kn_f32_to_bf16((float)v);
+        break;
+    case KN_I8:
+        *(int8_t *)p = (int8_t)to_int(v, -128, 127);
+        break;
+    case KN_U8:
+        *(uint8_t *)p = (uint8_t)to_int(v, 0, 255);
+        break;
+    case KN_I32:
+        *(int32_t *)p = (int32_t)to_int(v, -2147483648.0, 2147483647.0);
+        break;
     case KN_I64:
         *(int64_t *)p = to_int(v, -9223372036854775808.0, 9223372036854774784.0);
         break;
-    case KN_BOOL: *(uint8_t *)p = v != 0; break;
-    default: assert(0 && "bad dtype");
+    case KN_BOOL:
+        *(uint8_t *)p = v != 0;
+        break;
+    default:
+        assert(0 && "bad dtype");
     }
 }
 
 int64_t kn__load_i64(kn_dtype dt, const void *p)
 {
     switch (dt) {
-    case KN_I8: return *(const int8_t *)p;
-    case KN_U8: return *(const uint8_t *)p;
-    case KN_I32: return *(const int32_t *)p;
-    case KN_I64: return *(const int64_t *)p;
-    case KN_BOOL: return *(const uint8_t *)p != 0;
-    default: return to_int(kn__load(dt, p), -9223372036854775808.0, 9223372036854774784.0);
+    case KN_I8:
+        return *(const int8_t *)p;
+    case KN_U8:
+        return *(const uint8_t *)p;
+    case KN_I32:
+        return *(const int32_t *)p;
+    case KN_I64:
+        return *(const int64_t *)p;
+    case KN_BOOL:
+        return *(const uint8_t *)p != 0;
+    default:
+        return to_int(kn__load(dt, p), -9223372036854775808.0, 9223372036854774784.0);
     }
 }
 
 void kn__store_i64(kn_dtype dt, void *p, int64_t v)
 {
     switch (dt) {
-    case KN_I8: *(int8_t *)p = (int8_t)v; break;
-    case KN_U8: *(uint8_t *)p = (uint8_t)v; break;
-    case KN_I32: *(int32_t *)p = (int32_t)v; break;
-    case KN_I64: *(int64_t *)p = v; break;
-    case KN_BOOL: *(uint8_t *)p = v != 0; break;
-    default: kn__store(dt, p, (double)v);
+    case KN_I8:
+        *(int8_t *)p = (int8_t)v;
+        break;
+    case KN_U8:
+        *(uint8_t *)p = (uint8_t)v;
+        break;
+    case KN_I32:
+        *(int32_t *)p = (int32_t)v;
+        break;
+    case KN_I64:
+        *(int64_t *)p = v;
+        break;
+    case KN_BOOL:
+        *(uint8_t *)p = v != 0;
+        break;
+    default:
+        kn__store(dt, p, (double)v);
     }
 }
 
@@ -173,7 +233,8 @@ void kn__convert(kn_dtype to, void *dst, kn_dtype from, const void *src, int64_t
     }
     const char *s = src;
     char *d = dst;
-    for (int64_t i = 0; i < n; i++) kn__store(to, d + i * sd, kn__load(from, s + i * so));
+    for (int64_t i = 0; i < n; i++)
+        kn__store(to, d + i * sd, kn__load(from, s + i * so));
 }
 
 bool kn__mul_overflow(int64_t a, int64_t b, int64_t *out)

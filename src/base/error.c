@@ -31,8 +31,14 @@ void *kn__error_null(kn_status s, const char *fmt, ...)
     return NULL;
 }
 
-const char *kn_last_error(void) { return last_msg; }
-kn_status kn_last_status(void) { return last_status; }
+const char *kn_last_error(void)
+{
+    return last_msg;
+}
+kn_status kn_last_status(void)
+{
+    return last_status;
+}
 
 void kn_clear_error(void)
 {
@@ -43,17 +49,29 @@ void kn_clear_error(void)
 const char *kn_status_name(kn_status s)
 {
     switch (s) {
-    case KN_OK: return "ok";
-    case KN_ERR_ARG: return "invalid argument";
-    case KN_ERR_SHAPE: return "shape mismatch";
-    case KN_ERR_DTYPE: return "unsupported dtype";
-    case KN_ERR_NOMEM: return "out of memory";
-    case KN_ERR_UNSUPPORTED: return "unsupported";
-    case KN_ERR_STATE: return "invalid state";
-    case KN_ERR_IO: return "i/o or format error";
-    case KN_ERR_INTERNAL: return "internal error";
+    case KN_OK:
+        return "ok";
+    case KN_ERR_ARG:
+        return "invalid argument";
+    case KN_ERR_SHAPE:
+        return "shape mismatch";
+    case KN_ERR_DTYPE:
+        return "unsupported dtype";
+    case KN_ERR_NOMEM:
+        return "out of memory";
+    case KN_ERR_UNSUPPORTED:
+        return "unsupported";
+    case KN_ERR_STATE:
+        return "invalid state";
+    case KN_ERR_IO:
+        return "i/o or format error";
+    case KN_ERR_INTERNAL:
+        return "internal error";
     }
     return "unknown status";
 }
 
-const char *kn_version(void) { return "0.1.0"; }
+const char *kn_version(void)
+{
+    return "0.1.0";
+}

@@ -45,10 +45,22 @@ void kn_manual_seed(uint64_t seed)
     atomic_store(&global_offset, 0);
 }
 
-uint64_t kn_rng_seed(void) { return global_seed; }
-uint64_t kn_rng_offset(void) { return atomic_load(&global_offset); }
-void kn_rng_set_offset(uint64_t offset) { atomic_store(&global_offset, offset); }
-uint64_t kn__rng_reserve(uint64_t n) { return atomic_fetch_add(&global_offset, n); }
+uint64_t kn_rng_seed(void)
+{
+    return global_seed;
+}
+uint64_t kn_rng_offset(void)
+{
+    return atomic_load(&global_offset);
+}
+void kn_rng_set_offset(uint64_t offset)
+{
+    atomic_store(&global_offset, offset);
+}
+uint64_t kn__rng_reserve(uint64_t n)
+{
+    return atomic_fetch_add(&global_offset, n);
+}
 
 /* 53 random bits scaled into [0, 1). */
 static double unit(uint32_t hi, uint32_t lo)

@@ -21,15 +21,15 @@ typedef struct job {
 } job;
 
 static struct {
-    pthread_mutex_t lock;       /* guards the fields below */
+    pthread_mutex_t lock; /* guards the fields below */
     pthread_cond_t wake, idle;
-    pthread_mutex_t submit;     /* one parallel_for at a time uses the pool */
+    pthread_mutex_t submit; /* one parallel_for at a time uses the pool */
     pthread_t threads[MAX_THREADS];
-    int n_workers;              /* threads started (n_threads - 1) */
-    int n_threads;              /* 0 until first use */
+    int n_workers; /* threads started (n_threads - 1) */
+    int n_threads; /* 0 until first use */
     uint64_t generation;
     job *current;
-    int busy;                   /* workers inside the current job */
+    int busy; /* workers inside the current job */
     bool stopping;
 } pool = {.lock = PTHREAD_MUTEX_INITIALIZER,
           .wake = PTHREAD_COND_INITIALIZER,
@@ -56,7 +56,8 @@ static void *worker_main(void *arg)
     uint64_t seen = 0;
     pthread_mutex_lock(&pool.lock);
     for (;;) {
-        while (!pool.stopping && pool.generation == seen) pthread_cond_wait(&pool.wake, &pool.lock);
+        while (!pool.stopping && pool.generation == seen)
+            pthread_cond_wait(&pool.wake, &pool.lock);
         if (pool.stopping) break;
         seen = pool.generation;
         job *j = pool.current;
@@ -85,7 +86,8 @@ static void stop_workers(void)
     pool.stopping = true;
     pthread_cond_broadcast(&pool.wake);
     pthread_mutex_unlock(&pool.lock);
-    for (int i = 0; i < pool.n_workers; i++) pthread_join(pool.threads[i], NULL);
+    for (int i = 0; i < pool.n_workers; i++)
+        pthread_join(pool.threads[i], NULL);
     pool.n_workers = 0;
     pool.stopping = false;
 }
@@ -105,7 +107,10 @@ static void ensure_started(void)
     }
 }
 
-static void shutdown_pool(void) { stop_workers(); }
+static void shutdown_pool(void)
+{
+    stop_workers();
+}
 
 void kn_set_num_threads(int n)
 {
@@ -149,7 +154,8 @@ void kn_parallel_for(int64_t n, int64_t grain, kn_range_fn fn, void *ctx)
     in_parallel = false;
     pthread_mutex_lock(&pool.lock);
     /* wait until every chunk ran and no worker still holds a pointer to j */
-    while (pool.busy > 0 || atomic_load(&j.done) < n_chunks) pthread_cond_wait(&pool.idle, &pool.lock);
+    while (pool.busy > 0 || atomic_load(&j.done) < n_chunks)
+        pthread_cond_wait(&pool.idle, &pool.lock);
     pool.current = NULL;
     pthread_mutex_unlock(&pool.lock);
     pthread_mutex_unlock(&pool.submit);

@@ -20,7 +20,10 @@ typedef struct kn_attr_desc {
     kn_attr_type type;
     size_t offset; /* of an int64_t, double, bool, kn_ints or kn_dtype field */
 } kn_attr_desc;
-#define KN_ATTR(strct, field, type) {#field, type, offsetof(strct, field)}
+#define KN_ATTR(strct, field, type)                                                                \
+    {                                                                                              \
+#field, type, offsetof(strct, field)                                                       \
+    }
 
 typedef enum kn_amp_class { KN_AMP_NONE = 0, KN_AMP_LOWP, KN_AMP_FP32, KN_AMP_WIDEST } kn_amp_class;
 typedef enum kn_layout_class {
@@ -79,17 +82,17 @@ typedef kn_status (*kn_grad_fn)(const kn_grad_args *g);
 
 struct kn_op_def {
     const char *name;
-    int n_in, n_out;       /* -1: variadic (count given by the caller) */
-    uint32_t optional_in;  /* bit i: input i may be NULL */
-    uint32_t nondiff_in;   /* bit i: input i gets no gradient (indices, masks, stats) */
+    int n_in, n_out;      /* -1: variadic (count given by the caller) */
+    uint32_t optional_in; /* bit i: input i may be NULL */
+    uint32_t nondiff_in;  /* bit i: input i gets no gradient (indices, masks, stats) */
     const kn_attr_desc *attrs;
     int n_attrs;
     size_t attrs_size;
     uint32_t dtypes; /* bit (1 << dtype) per supported input dtype */
     kn_infer_fn infer;
-    const kn_impl *impls;  /* kernels that write freshly allocated outputs, or */
-    kn_run_fn view;        /* makes the outputs views of an input, or */
-    kn_run_fn compose;     /* computes the outputs with other kn_ ops */
+    const kn_impl *impls; /* kernels that write freshly allocated outputs, or */
+    kn_run_fn view;       /* makes the outputs views of an input, or */
+    kn_run_fn compose;    /* computes the outputs with other kn_ ops */
     kn_grad_fn grad;
     const void *data; /* family-specific data for the kernels (e.g. a scalar fn) */
     kn_amp_class amp;

@@ -10,8 +10,14 @@ static const kn_op_def *const all_ops[] = {
 #undef X
 };
 
-int kn_op_count(void) { return KN_ARRAY_LEN(all_ops); }
-const kn_op_def *kn_op_at(int i) { return i >= 0 && i < kn_op_count() ? all_ops[i] : NULL; }
+int kn_op_count(void)
+{
+    return KN_ARRAY_LEN(all_ops);
+}
+const kn_op_def *kn_op_at(int i)
+{
+    return i >= 0 && i < kn_op_count() ? all_ops[i] : NULL;
+}
 
 const kn_op_def *kn_op_find(const char *name)
 {
@@ -20,13 +26,31 @@ const kn_op_def *kn_op_find(const char *name)
     return NULL;
 }
 
-const char *kn_op_name(const kn_op_def *op) { return op ? op->name : NULL; }
-int kn_op_num_inputs(const kn_op_def *op) { return op ? op->n_in : 0; }
-int kn_op_num_outputs(const kn_op_def *op) { return op ? op->n_out : 0; }
-int kn_op_num_attrs(const kn_op_def *op) { return op ? op->n_attrs : 0; }
-uint32_t kn_op_dtypes(const kn_op_def *op) { return op ? op->dtypes : 0; }
+const char *kn_op_name(const kn_op_def *op)
+{
+    return op ? op->name : NULL;
+}
+int kn_op_num_inputs(const kn_op_def *op)
+{
+    return op ? op->n_in : 0;
+}
+int kn_op_num_outputs(const kn_op_def *op)
+{
+    return op ? op->n_out : 0;
+}
+int kn_op_num_attrs(const kn_op_def *op)
+{
+    return op ? op->n_attrs : 0;
+}
+uint32_t kn_op_dtypes(const kn_op_def *op)
+{
+    return op ? op->dtypes : 0;
+}
 /* Composites are differentiable through the primitives they call. */
-bool kn_op_has_grad(const kn_op_def *op) { return op && (op->grad || op->compose); }
+bool kn_op_has_grad(const kn_op_def *op)
+{
+    return op && (op->grad || op->compose);
+}
 
 const char *kn_op_attr_name(const kn_op_def *op, int i)
 {
@@ -49,9 +73,18 @@ void kn_print_info(FILE *f)
 static kn__record_fn record_hook;
 static _Thread_local bool record_active;
 
-void kn__set_record_hook(kn__record_fn fn) { record_hook = fn; }
-bool kn__record_active(void) { return record_active && record_hook; }
-void kn__set_record_active(bool on) { record_active = on; }
+void kn__set_record_hook(kn__record_fn fn)
+{
+    record_hook = fn;
+}
+bool kn__record_active(void)
+{
+    return record_active && record_hook;
+}
+void kn__set_record_active(bool on)
+{
+    record_active = on;
+}
 
 /* ---- dispatch */
 static kn_status check_inputs(const kn_op_def *def, int n_in, kn_tensor *const *in, int n_out,
@@ -71,7 +104,8 @@ static kn_status check_inputs(const kn_op_def *def, int n_in, kn_tensor *const *
             if (kn_last_status() != KN_OK && kn_last_error()[0]) {
                 char prev[400];
                 snprintf(prev, sizeof prev, "%s", kn_last_error());
-                return kn__error(KN_ERR_ARG, "%s: input %d is NULL (after: %s)", def->name, i, prev);
+                return kn__error(KN_ERR_ARG, "%s: input %d is NULL (after: %s)", def->name, i,
+                                 prev);
             }
             return kn__error(KN_ERR_ARG, "%s: input %d is NULL", def->name, i);
         }
@@ -123,8 +157,10 @@ kn_status kn__op_call(const kn_op_def *def, int n_in, kn_tensor *const *in, cons
 {
     bool symbolic = false;
     if (!out || n_out < 1 || n_out > MAX_OUTS)
-        return kn__error(KN_ERR_ARG, "%s: %d outputs requested (1..%d)", def->name, n_out, MAX_OUTS);
-    for (int i = 0; i < n_out; i++) out[i] = NULL;
+        return kn__error(KN_ERR_ARG, "%s: %d outputs requested (1..%d)", def->name, n_out,
+                         MAX_OUTS);
+    for (int i = 0; i < n_out; i++)
+        out[i] = NULL;
     kn_status s = check_inputs(def, n_in, in, n_out, &symbolic);
     if (s) return s;
     kn_op_args a = {def, in, n_in, NULL, n_out, attrs};
@@ -136,8 +172,10 @@ kn_status kn__op_call(const kn_op_def *def, int n_in, kn_tensor *const *in, cons
         if (s) unref_all(n_out, out);
         return s;
     }
-    if (def->view && !symbolic) s = def->view(&a);
-    else if (!(s = allocate_outputs(&a, meta, symbolic)) && !symbolic) s = run_kernel(&a);
+    if (def->view && !symbolic)
+        s = def->view(&a);
+    else if (!(s = allocate_outputs(&a, meta, symbolic)) && !symbolic)
+        s = run_kernel(&a);
     if (!s && def->grad && kn__record_active() && any_requires_grad(n_in, in)) s = record_hook(&a);
     if (s) unref_all(n_out, out);
     return s;

@@ -10,8 +10,9 @@ static kn_status check_data(const char *who, const kn_tensor *t)
 {
     if (!t) return kn__error(KN_ERR_ARG, "%s: tensor is NULL", who);
     if (!t->storage)
-        return kn__error(KN_ERR_STATE, "%s: the tensor is symbolic (traced) and has no data; "
-                                       "data-dependent control flow is not captured by tracing",
+        return kn__error(KN_ERR_STATE,
+                         "%s: the tensor is symbolic (traced) and has no data; "
+                         "data-dependent control flow is not captured by tracing",
                          who);
     return KN_OK;
 }
@@ -25,17 +26,20 @@ static void copy_loop(char **p, const int64_t *s, int64_t n, void *ctx)
         return;
     }
     if (dts[0] == dts[1]) {
-        for (int64_t i = 0; i < n; i++) memcpy(p[0] + i * s[0], p[1] + i * s[1], es);
+        for (int64_t i = 0; i < n; i++)
+            memcpy(p[0] + i * s[0], p[1] + i * s[1], es);
         return;
     }
-    for (int64_t i = 0; i < n; i++) kn__store(dts[0], p[0] + i * s[0], kn__load(dts[1], p[1] + i * s[1]));
+    for (int64_t i = 0; i < n; i++)
+        kn__store(dts[0], p[0] + i * s[0], kn__load(dts[1], p[1] + i * s[1]));
 }
 
 kn_status kn__copy_into(kn_tensor *dst, const kn_tensor *src)
 {
     int nd;
     int64_t shape[KN_MAX_DIMS];
-    kn_status s = kn__broadcast_shapes("copy", dst->ndim, dst->shape, src->ndim, src->shape, &nd, shape);
+    kn_status s =
+        kn__broadcast_shapes("copy", dst->ndim, dst->shape, src->ndim, src->shape, &nd, shape);
     if (s) return s;
     if (nd != dst->ndim || memcmp(shape, dst->shape, sizeof(int64_t) * (size_t)nd) != 0) {
         char a[96], b[96];
@@ -88,7 +92,8 @@ kn_status kn_tensor_copy_to(const kn_tensor *t, kn_dtype dt, void *buf, size_t n
         return kn__error(KN_ERR_DTYPE, "tensor_copy_to: dtype %d is not a kn_dtype", (int)dt);
     size_t need = (size_t)kn_tensor_numel(t) * kn_dtype_size(dt);
     if (nbytes < need)
-        return kn__error(KN_ERR_ARG, "tensor_copy_to: buffer has %zu bytes, expected %zu", nbytes, need);
+        return kn__error(KN_ERR_ARG, "tensor_copy_to: buffer has %zu bytes, expected %zu", nbytes,
+                         need);
     if (need == 0) return KN_OK;
     if (!buf) return kn__error(KN_ERR_ARG, "tensor_copy_to: buffer is NULL");
     kn_tensor *dst = kn_tensor_from_buffer(dt, t->ndim, t->shape, buf, NULL, NULL);
@@ -163,17 +168,23 @@ static void put(printer *pr, const char *fmt, ...)
     if (n > 0) pr->len += (size_t)n;
 }
 
-#define EDGE 3       /* items shown at each end of an elided dim */
+#define EDGE 3 /* items shown at each end of an elided dim */
 #define SUMMARIZE 1000
 
 static void format_value(printer *pr, double v, char *out, size_t n)
 {
-    if (pr->t->dtype == KN_BOOL) snprintf(out, n, "%s", v != 0 ? "True" : "False");
-    else if (!pr->is_float) snprintf(out, n, "%.0f", v);
-    else if (isnan(v)) snprintf(out, n, "nan");
-    else if (isinf(v)) snprintf(out, n, v > 0 ? "inf" : "-inf");
-    else if (pr->integral) snprintf(out, n, "%.0f.", v);
-    else snprintf(out, n, "%.4f", v);
+    if (pr->t->dtype == KN_BOOL)
+        snprintf(out, n, "%s", v != 0 ? "True" : "False");
+    else if (!pr->is_float)
+        snprintf(out, n, "%.0f", v);
+    else if (isnan(v))
+        snprintf(out, n, "nan");
+    else if (isinf(v))
+        snprintf(out, n, v > 0 ? "inf" : "-inf");
+    else if (pr->integral)
+        snprintf(out, n, "%.0f.", v);
+    else
+        snprintf(out, n, "%.4f", v);
 }
 
 static void print_dim(printer *pr, int d, int64_t offset, bool summarize, int indent)
@@ -182,7 +193,8 @@ static void print_dim(printer *pr, int d, int64_t offset, bool summarize, int in
     size_t es = kn_dtype_size(t->dtype);
     if (d == t->ndim) {
         char s[64];
-        format_value(pr, kn__load(t->dtype, (char *)t->storage->data + offset * (int64_t)es), s, sizeof s);
+        format_value(pr, kn__load(t->dtype, (char *)t->storage->data + offset * (int64_t)es), s,
+                     sizeof s);
         put(pr, "%*s", pr->width, s);
         return;
     }
@@ -204,10 +216,12 @@ static void visit(printer *pr, int d, int64_t offset, void (*fn)(printer *, doub
 {
     const kn_tensor *t = pr->t;
     if (d == t->ndim) {
-        fn(pr, kn__load(t->dtype, (char *)t->storage->data + offset * (int64_t)kn_dtype_size(t->dtype)));
+        fn(pr, kn__load(t->dtype,
+                        (char *)t->storage->data + offset * (int64_t)kn_dtype_size(t->dtype)));
         return;
     }
-    for (int64_t i = 0; i < t->shape[d]; i++) visit(pr, d + 1, offset + i * t->strides[d], fn);
+    for (int64_t i = 0; i < t->shape[d]; i++)
+        visit(pr, d + 1, offset + i * t->strides[d], fn);
 }
 
 static void check_integral(printer *pr, double v)
@@ -228,7 +242,8 @@ size_t kn_tensor_to_string(const kn_tensor *t, char *buf, size_t n)
         if (n) snprintf(buf, n, "(null)");
         return 6;
     }
-    printer pr = {.buf = buf, .cap = n, .t = t, .integral = true, .is_float = kn_dtype_is_float(t->dtype)};
+    printer pr = {
+        .buf = buf, .cap = n, .t = t, .integral = true, .is_float = kn_dtype_is_float(t->dtype)};
     char shape[160];
     kn__shape_str(t->ndim, t->shape, shape, sizeof shape);
     if (!t->storage) {
@@ -236,12 +251,16 @@ size_t kn_tensor_to_string(const kn_tensor *t, char *buf, size_t n)
         return pr.len;
     }
     bool summarize = kn_tensor_numel(t) > SUMMARIZE;
-    if (summarize) pr.integral = false;
-    else visit(&pr, 0, t->offset, check_integral);
+    if (summarize)
+        pr.integral = false;
+    else
+        visit(&pr, 0, t->offset, check_integral);
     if (!summarize) visit(&pr, 0, t->offset, measure_width);
     put(&pr, "tensor(");
-    if (kn_tensor_numel(t) == 0) put(&pr, "[]");
-    else print_dim(&pr, 0, t->offset, summarize, 7);
+    if (kn_tensor_numel(t) == 0)
+        put(&pr, "[]");
+    else
+        print_dim(&pr, 0, t->offset, summarize, 7);
     put(&pr, ", shape=%s, dtype=%s)", shape, kn_dtype_name(t->dtype));
     if (n && pr.len >= n) buf[n - 1] = '\0';
     return pr.len;

@@ -30,17 +30,20 @@ void kn__iter_init(kn_iter *it, int n_ops, const kn_tensor *const *ops, int ndim
                 if (it->strides[k][n - 1] != st[k][d] * shape[d]) merge = false;
             if (merge) {
                 it->shape[n - 1] *= shape[d];
-                for (int k = 0; k < n_ops; k++) it->strides[k][n - 1] = st[k][d];
+                for (int k = 0; k < n_ops; k++)
+                    it->strides[k][n - 1] = st[k][d];
                 continue;
             }
         }
         it->shape[n] = shape[d];
-        for (int k = 0; k < n_ops; k++) it->strides[k][n] = st[k][d];
+        for (int k = 0; k < n_ops; k++)
+            it->strides[k][n] = st[k][d];
         n++;
     }
     if (n == 0) { /* a scalar, or all dims 1 (or a zero-size dim was kept) */
         it->shape[0] = 1;
-        for (int k = 0; k < n_ops; k++) it->strides[k][0] = 0;
+        for (int k = 0; k < n_ops; k++)
+            it->strides[k][0] = 0;
         n = 1;
     }
     for (int d = 0; d < ndim; d++)
@@ -62,21 +65,25 @@ static void run_rows(int64_t begin, int64_t end, void *arg)
     const kn_iter *it = r->it;
     int nd = it->ndim, n_ops = it->n_ops;
     int64_t inner_strides[KN_ITER_MAX];
-    for (int k = 0; k < n_ops; k++) inner_strides[k] = it->strides[k][nd - 1];
+    for (int k = 0; k < n_ops; k++)
+        inner_strides[k] = it->strides[k][nd - 1];
     if (r->split_inner) {
         char *p[KN_ITER_MAX];
-        for (int k = 0; k < n_ops; k++) p[k] = it->base[k] + begin * inner_strides[k];
+        for (int k = 0; k < n_ops; k++)
+            p[k] = it->base[k] + begin * inner_strides[k];
         r->fn(p, inner_strides, end - begin, r->ctx);
         return;
     }
     for (int64_t row = begin; row < end; row++) {
         char *p[KN_ITER_MAX];
-        for (int k = 0; k < n_ops; k++) p[k] = it->base[k];
+        for (int k = 0; k < n_ops; k++)
+            p[k] = it->base[k];
         int64_t rem = row;
         for (int d = nd - 2; d >= 0; d--) {
             int64_t i = rem % it->shape[d];
             rem /= it->shape[d];
-            for (int k = 0; k < n_ops; k++) p[k] += i * it->strides[k][d];
+            for (int k = 0; k < n_ops; k++)
+                p[k] += i * it->strides[k][d];
         }
         r->fn(p, inner_strides, r->inner, r->ctx);
     }
@@ -87,7 +94,8 @@ static void run_rows(int64_t begin, int64_t end, void *arg)
 void kn__iter_run(const kn_iter *it, kn_iter_loop fn, void *ctx, bool parallel)
 {
     int64_t inner = it->shape[it->ndim - 1], rows = 1;
-    for (int d = 0; d < it->ndim - 1; d++) rows *= it->shape[d];
+    for (int d = 0; d < it->ndim - 1; d++)
+        rows *= it->shape[d];
     if (inner == 0 || rows == 0) return;
     run_ctx r = {it, fn, ctx, inner, false};
     if (!parallel || rows * inner < PARALLEL_MIN_ELEMS) {

@@ -38,7 +38,8 @@ static kn_tensor *tensor_shell(kn_dtype dt, int ndim, const int64_t *shape)
     atomic_init(&t->refcount, 1);
     t->dtype = dt;
     t->ndim = ndim;
-    for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
+    for (int i = 0; i < ndim; i++)
+        t->shape[i] = shape[i];
     kn__contiguous_strides(ndim, shape, t->strides);
     return t;
 }
@@ -71,12 +72,13 @@ kn_tensor *kn__tensor_new(kn_dtype dt, int ndim, const int64_t *shape)
     return t;
 }
 
-kn_tensor *kn__tensor_view(kn_tensor *base, int ndim, const int64_t *shape,
-                           const int64_t *strides, int64_t offset)
+kn_tensor *kn__tensor_view(kn_tensor *base, int ndim, const int64_t *shape, const int64_t *strides,
+                           int64_t offset)
 {
     kn_tensor *t = tensor_shell(base->dtype, ndim, shape);
     if (!t) return NULL;
-    for (int i = 0; i < ndim; i++) t->strides[i] = strides[i];
+    for (int i = 0; i < ndim; i++)
+        t->strides[i] = strides[i];
     t->offset = offset;
     t->storage = base->storage;
     if (t->storage) atomic_fetch_add(&t->storage->refcount, 1);
@@ -103,7 +105,8 @@ kn_tensor *kn_tensor_full(kn_dtype dt, int ndim, const int64_t *shape, double va
     size_t es = kn_dtype_size(dt);
     char *p = t->storage->data;
     if (n > 0) kn__store(dt, p, value);
-    for (int64_t i = 1; i < n; i++) memcpy(p + i * es, p, es);
+    for (int64_t i = 1; i < n; i++)
+        memcpy(p + i * es, p, es);
     return t;
 }
 
@@ -119,13 +122,17 @@ kn_tensor *kn_tensor_ones(kn_dtype dt, int ndim, const int64_t *shape)
     return kn_tensor_full(dt, ndim, shape, 1.0);
 }
 
-kn_tensor *kn_tensor_scalar(kn_dtype dt, double value) { return kn_tensor_full(dt, 0, NULL, value); }
+kn_tensor *kn_tensor_scalar(kn_dtype dt, double value)
+{
+    return kn_tensor_full(dt, 0, NULL, value);
+}
 
 kn_tensor *kn_tensor_arange(kn_dtype dt, double start, double stop, double step)
 {
     if (step == 0 || !isfinite(start) || !isfinite(stop) || !isfinite(step))
-        return kn__error_null(KN_ERR_ARG, "arange: start, stop and step must be finite and "
-                                          "step nonzero (got %g, %g, %g)",
+        return kn__error_null(KN_ERR_ARG,
+                              "arange: start, stop and step must be finite and "
+                              "step nonzero (got %g, %g, %g)",
                               start, stop, step);
     double count = ceil((stop - start) / step);
     int64_t n = count > 0 ? (int64_t)count : 0;
@@ -133,13 +140,15 @@ kn_tensor *kn_tensor_arange(kn_dtype dt, double start, double stop, double step)
     kn_tensor *t = kn__tensor_new(dt, 1, &n);
     if (!t) return NULL;
     size_t es = kn_dtype_size(dt);
-    for (int64_t i = 0; i < n; i++) kn__store(dt, (char *)t->storage->data + i * es, start + i * step);
+    for (int64_t i = 0; i < n; i++)
+        kn__store(dt, (char *)t->storage->data + i * es, start + i * step);
     return t;
 }
 
 kn_tensor *kn_tensor_linspace(kn_dtype dt, double start, double stop, int64_t n)
 {
-    if (n < 0) return kn__error_null(KN_ERR_ARG, "linspace: n is %lld, expected >= 0", (long long)n);
+    if (n < 0)
+        return kn__error_null(KN_ERR_ARG, "linspace: n is %lld, expected >= 0", (long long)n);
     kn_tensor *t = kn__tensor_new(dt, 1, &n);
     if (!t) return NULL;
     size_t es = kn_dtype_size(dt);
@@ -179,8 +188,7 @@ kn_tensor *kn_tensor_from_data(kn_dtype dt, int ndim, const int64_t *shape, cons
 kn_tensor *kn_tensor_from_buffer(kn_dtype dt, int ndim, const int64_t *shape, void *data,
                                  void (*release)(void *data, void *user), void *user)
 {
-    if (check_dtype("tensor_from_buffer", dt) ||
-        kn__check_shape("tensor_from_buffer", ndim, shape))
+    if (check_dtype("tensor_from_buffer", dt) || kn__check_shape("tensor_from_buffer", ndim, shape))
         return NULL;
     if (!data) return kn__error_null(KN_ERR_ARG, "tensor_from_buffer: data is NULL");
     kn_tensor *t = tensor_shell(dt, ndim, shape);
@@ -217,8 +225,8 @@ static double sample_bernoulli(uint64_t key, uint64_t pos, double p, double unus
     return kn__rng_uniform_at(key, pos) < p ? 1.0 : 0.0;
 }
 
-static kn_tensor *random_tensor(kn_dtype dt, int ndim, const int64_t *shape, sample_fn f,
-                                double a, double b)
+static kn_tensor *random_tensor(kn_dtype dt, int ndim, const int64_t *shape, sample_fn f, double a,
+                                double b)
 {
     kn_tensor *t = kn__tensor_new(dt, ndim, shape);
     if (!t) return NULL;
@@ -230,8 +238,7 @@ static kn_tensor *random_tensor(kn_dtype dt, int ndim, const int64_t *shape, sam
     return t;
 }
 
-kn_tensor *kn_tensor_rand_uniform(kn_dtype dt, int ndim, const int64_t *shape, double lo,
-                                  double hi)
+kn_tensor *kn_tensor_rand_uniform(kn_dtype dt, int ndim, const int64_t *shape, double lo, double hi)
 {
     if (!(lo <= hi)) return kn__error_null(KN_ERR_ARG, "rand_uniform: lo %g > hi %g", lo, hi);
     return random_tensor(dt, ndim, shape, sample_uniform, lo, hi);
@@ -246,7 +253,8 @@ kn_tensor *kn_tensor_rand_normal(kn_dtype dt, int ndim, const int64_t *shape, do
 
 kn_tensor *kn_tensor_rand_bernoulli(kn_dtype dt, int ndim, const int64_t *shape, double p)
 {
-    if (!(p >= 0 && p <= 1)) return kn__error_null(KN_ERR_ARG, "rand_bernoulli: p %g not in [0, 1]", p);
+    if (!(p >= 0 && p <= 1))
+        return kn__error_null(KN_ERR_ARG, "rand_bernoulli: p %g not in [0, 1]", p);
     return random_tensor(dt, ndim, shape, sample_bernoulli, p, 0);
 }
 
@@ -259,8 +267,10 @@ kn_tensor *kn_tensor_ref(kn_tensor *t)
 static void storage_unref(kn_storage *s)
 {
     if (!s || atomic_fetch_sub(&s->refcount, 1) != 1) return;
-    if (s->owned) kn_free(s->data);
-    else if (s->release) s->release(s->data, s->user);
+    if (s->owned)
+        kn_free(s->data);
+    else if (s->release)
+        s->release(s->data, s->user);
     kn_free(s);
 }
 
@@ -274,12 +284,30 @@ void kn_tensor_unref(kn_tensor *t)
     kn_free(t);
 }
 
-kn_dtype kn_tensor_dtype(const kn_tensor *t) { return t ? t->dtype : KN_F32; }
-int kn_tensor_ndim(const kn_tensor *t) { return t ? t->ndim : 0; }
-const int64_t *kn_tensor_shape(const kn_tensor *t) { return t ? t->shape : NULL; }
-const int64_t *kn_tensor_strides(const kn_tensor *t) { return t ? t->strides : NULL; }
-bool kn_tensor_is_symbolic(const kn_tensor *t) { return t && !t->storage; }
-uint64_t kn_tensor_version(const kn_tensor *t) { return t && t->storage ? t->storage->version : 0; }
+kn_dtype kn_tensor_dtype(const kn_tensor *t)
+{
+    return t ? t->dtype : KN_F32;
+}
+int kn_tensor_ndim(const kn_tensor *t)
+{
+    return t ? t->ndim : 0;
+}
+const int64_t *kn_tensor_shape(const kn_tensor *t)
+{
+    return t ? t->shape : NULL;
+}
+const int64_t *kn_tensor_strides(const kn_tensor *t)
+{
+    return t ? t->strides : NULL;
+}
+bool kn_tensor_is_symbolic(const kn_tensor *t)
+{
+    return t && !t->storage;
+}
+uint64_t kn_tensor_version(const kn_tensor *t)
+{
+    return t && t->storage ? t->storage->version : 0;
+}
 
 bool kn__norm_axis(int *axis, int ndim)
 {
@@ -295,7 +323,10 @@ int64_t kn_tensor_dim(const kn_tensor *t, int axis)
     return t->shape[axis];
 }
 
-int64_t kn_tensor_numel(const kn_tensor *t) { return t ? kn__shape_numel(t->ndim, t->shape) : 0; }
+int64_t kn_tensor_numel(const kn_tensor *t)
+{
+    return t ? kn__shape_numel(t->ndim, t->shape) : 0;
+}
 
 bool kn_tensor_is_contiguous(const kn_tensor *t)
 {
@@ -338,8 +369,8 @@ const char *kn__shape_str(int ndim, const int64_t *shape, char *buf, size_t n)
     return buf;
 }
 
-kn_status kn__broadcast_shapes(const char *who, int na, const int64_t *a, int nb,
-                               const int64_t *b, int *nout, int64_t *out)
+kn_status kn__broadcast_shapes(const char *who, int na, const int64_t *a, int nb, const int64_t *b,
+                               int *nout, int64_t *out)
 {
     int n = na > nb ? na : nb;
     for (int i = 0; i < n; i++) {
@@ -347,8 +378,9 @@ kn_status kn__broadcast_shapes(const char *who, int na, const int64_t *a, int nb
         int64_t db = i < n - nb ? 1 : b[i - (n - nb)];
         if (da != db && da != 1 && db != 1) {
             char sa[96], sb[96];
-            return kn__error(KN_ERR_SHAPE, "%s: shapes %s and %s do not broadcast (dim %d: %lld vs %lld)",
-                             who, kn__shape_str(na, a, sa, sizeof sa),
+            return kn__error(KN_ERR_SHAPE,
+                             "%s: shapes %s and %s do not broadcast (dim %d: %lld vs %lld)", who,
+                             kn__shape_str(na, a, sa, sizeof sa),
                              kn__shape_str(nb, b, sb, sizeof sb), i, (long long)da, (long long)db);
         }
         out[i] = da == 1 ? db : da;

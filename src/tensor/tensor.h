@@ -30,7 +30,7 @@ struct kn_tensor {
     kn_storage *storage;          /* NULL for a symbolic tensor */
     /* autograd */
     bool requires_grad;
-    kn_tensor *grad;         /* accumulated gradient of a leaf */
+    kn_tensor *grad;          /* accumulated gradient of a leaf */
     struct kn__node *grad_fn; /* node that produced it (borrowed: the tape owns nodes) */
     int out_index;
     kn_tensor *bw_grad; /* gradient being built during backward */
@@ -49,8 +49,8 @@ static inline bool kn__shape_too_big(int ndim, const int64_t *shape)
 /* Contiguous, uninitialized tensor; NULL + error on bad shape or no memory. */
 kn_tensor *kn__tensor_new(kn_dtype dt, int ndim, const int64_t *shape);
 /* A view of base's storage with the given geometry (no checks). */
-kn_tensor *kn__tensor_view(kn_tensor *base, int ndim, const int64_t *shape,
-                           const int64_t *strides, int64_t offset);
+kn_tensor *kn__tensor_view(kn_tensor *base, int ndim, const int64_t *shape, const int64_t *strides,
+                           int64_t offset);
 /* Checks a user-given shape: 0 <= ndim <= KN_MAX_DIMS, dims >= 0, no overflow. */
 kn_status kn__check_shape(const char *who, int ndim, const int64_t *shape);
 void kn__contiguous_strides(int ndim, const int64_t *shape, int64_t *strides);
@@ -61,8 +61,8 @@ static inline char *kn__tensor_ptr(const kn_tensor *t)
 /* Normalizes a possibly negative axis; false if out of [−ndim, ndim). */
 bool kn__norm_axis(int *axis, int ndim);
 /* Broadcasts two shapes NumPy-style; error names `who`. */
-kn_status kn__broadcast_shapes(const char *who, int na, const int64_t *a, int nb,
-                               const int64_t *b, int *nout, int64_t *out);
+kn_status kn__broadcast_shapes(const char *who, int na, const int64_t *a, int nb, const int64_t *b,
+                               int *nout, int64_t *out);
 /* Copies src into dst (same dtype or not), src broadcast to dst's shape. */
 kn_status kn__copy_into(kn_tensor *dst, const kn_tensor *src);
 void kn__bump_version(kn_tensor *t);
