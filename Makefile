@@ -34,7 +34,10 @@ asan: deps
 demo: deps build
 	$(BUILD)/spiral
 
-bench: deps build
+bench: build
+	@scripts/deps.sh --bench
+	cmake -S . -B $(BUILD) >/dev/null
+	cmake --build $(BUILD) -j $(JOBS)
 	bench/run.sh $(BUILD)
 
 install: build

@@ -5,6 +5,10 @@
 set -eu
 
 NEEDED="cmake make gcc libc6-dev pkg-config clang libclang-rt-14-dev"
+# `deps.sh --bench` adds the peers the benchmarks compare against.
+if [ "${1:-}" = "--bench" ]; then
+    NEEDED="$NEEDED libopenblas-dev libdnnl-dev python3-torch python3-numpy"
+fi
 
 missing=""
 for pkg in $NEEDED; do
