@@ -464,6 +464,212 @@ kn_status kn_lstm_cell(kn_tensor *x, kn_tensor *h, kn_tensor *c, kn_tensor *w_ih
 kn_tensor *kn_gru_cell(kn_tensor *x, kn_tensor *h, kn_tensor *w_ih, kn_tensor *w_hh,
                        kn_tensor *b_ih, kn_tensor *b_hh);
 
+
+/* ================================================================ graphs
+ * Tracing: ops given a symbolic tensor of a graph append a node instead of
+ * computing; the same C code runs eagerly or builds a graph. A graph is then
+ * compiled (optimization passes) and run on concrete tensors. */
+typedef struct kn_graph kn_graph;
+kn_graph *kn_graph_new(void);
+void kn_graph_free(kn_graph *g);
+/* A symbolic tensor standing for the next graph input. */
+kn_tensor *kn_graph_input(kn_graph *g, const char *name, kn_dtype dt, int ndim,
+                          const int64_t *shape);
+/* A symbolic tensor standing for a parameter bound to `value` (by reference:
+ * later changes to value's data are seen by every run). */
+kn_tensor *kn_graph_param(kn_graph *g, const char *name, kn_tensor *value);
+/* Marks a traced tensor as the next graph output. */
+kn_status kn_graph_output(kn_graph *g, kn_tensor *t);
+int kn_graph_num_inputs(const kn_graph *g);
+int kn_graph_num_outputs(const kn_graph *g);
+int kn_graph_num_nodes(const kn_graph *g); /* live nodes */
+kn_status kn_graph_print(const kn_graph *g, FILE *f);
+enum {
+    KN_GRAPH_INFERENCE = 0, /* inference-only rewrites allowed (drop dropout, fold) */
+    KN_GRAPH_TRAINING = 1,  /* keep training semantics (dropout, batch statistics) */
+};
+/* Runs the pass pipeline (infer, dce, cse, fold, inference rewrites). Passes
+ * named in KILN_DISABLE_PASSES (comma-separated) are skipped;
+ * KILN_DUMP_GRAPH=after:NAME prints the graph after pass NAME to stderr. */
+kn_status kn_graph_compile(kn_graph *g, unsigned flags);
+/* Runs the graph: inputs in order (dtype and shape as traced), outputs get
+ * new references. Ops record on the autograd tape when recording is on. */
+kn_status kn_graph_run(kn_graph *g, int n_in, kn_tensor *const *inputs, int n_out,
+                       kn_tensor **outputs);
+/* Per-node timing of the next runs: op, count, total ms, share. */
+void kn_graph_set_profiling(kn_graph *g, bool on);
+kn_status kn_graph_print_profile(const kn_graph *g, FILE *f);
+
+/* ================================================================ blocks
+ * A block is a forward function plus named parameters. Eagerly it just calls
+ * the function; hybridized, the first call per input signature (dtypes,
+ * shapes, training flag) traces the function into a graph, compiles it and
+ * caches it; later calls run the cached graph. */
+typedef struct kn_block kn_block;
+typedef kn_status (*kn_forward_fn)(kn_block *b, int n_in, kn_tensor *const *in, int n_out,
+                                   kn_tensor **out, void *user);
+kn_block *kn_block_new(const char *name, kn_forward_fn forward, void *user);
+void kn_block_free(kn_block *b);
+/* Adds a parameter (the block takes a reference). */
+kn_status kn_block_add_param(kn_block *b, const char *name, kn_tensor *value);
+/* Inside forward: the parameter to compute with (borrowed). */
+kn_tensor *kn_block_param(kn_block *b, const char *name);
+int kn_block_num_params(const kn_block *b);
+const char *kn_block_param_name(const kn_block *b, int i);
+kn_tensor *kn_block_param_at(const kn_block *b, int i); /* borrowed */
+void kn_block_set_training(kn_block *b, bool training);
+bool kn_block_is_training(const kn_block *b);
+enum { KN_HYBRIDIZE_OFF = 0, KN_HYBRIDIZE_ON = 1 };
+kn_status kn_block_hybridize(kn_block *b, unsigned flags);
+kn_status kn_block_forward(kn_block *b, int n_in, kn_tensor *const *in, int n_out,
+                           kn_tensor **out);
+/* The graph cached for the last call (borrowed; NULL when not hybridized). */
+kn_graph *kn_block_graph(const kn_block *b);
+
+/* ---- call sites. Each op call from user code records its __FILE__ and
+ * __LINE__, so an error found while tracing or running a graph names the
+ * user's line. Define KN_NO_CALL_SITE before including kiln.h to turn the
+ * macros off (kiln's own sources do). */
+void kn_set_call_site(const char *file, int line);
+#ifndef KN_NO_CALL_SITE
+#define kn_ne(...) (kn_set_call_site(__FILE__, __LINE__), kn_ne(__VA_ARGS__))
+#define kn_neg(...) (kn_set_call_site(__FILE__, __LINE__), kn_neg(__VA_ARGS__))
+#define kn_abs(...) (kn_set_call_site(__FILE__, __LINE__), kn_abs(__VA_ARGS__))
+#define kn_sign(...) (kn_set_call_site(__FILE__, __LINE__), kn_sign(__VA_ARGS__))
+#define kn_exp(...) (kn_set_call_site(__FILE__, __LINE__), kn_exp(__VA_ARGS__))
+#define kn_expm1(...) (kn_set_call_site(__FILE__, __LINE__), kn_expm1(__VA_ARGS__))
+#define kn_log(...) (kn_set_call_site(__FILE__, __LINE__), kn_log(__VA_ARGS__))
+#define kn_log1p(...) (kn_set_call_site(__FILE__, __LINE__), kn_log1p(__VA_ARGS__))
+#define kn_sqrt(...) (kn_set_call_site(__FILE__, __LINE__), kn_sqrt(__VA_ARGS__))
+#define kn_rsqrt(...) (kn_set_call_site(__FILE__, __LINE__), kn_rsqrt(__VA_ARGS__))
+#define kn_reciprocal(...) (kn_set_call_site(__FILE__, __LINE__), kn_reciprocal(__VA_ARGS__))
+#define kn_square(...) (kn_set_call_site(__FILE__, __LINE__), kn_square(__VA_ARGS__))
+#define kn_sin(...) (kn_set_call_site(__FILE__, __LINE__), kn_sin(__VA_ARGS__))
+#define kn_cos(...) (kn_set_call_site(__FILE__, __LINE__), kn_cos(__VA_ARGS__))
+#define kn_tan(...) (kn_set_call_site(__FILE__, __LINE__), kn_tan(__VA_ARGS__))
+#define kn_tanh(...) (kn_set_call_site(__FILE__, __LINE__), kn_tanh(__VA_ARGS__))
+#define kn_sigmoid(...) (kn_set_call_site(__FILE__, __LINE__), kn_sigmoid(__VA_ARGS__))
+#define kn_relu(...) (kn_set_call_site(__FILE__, __LINE__), kn_relu(__VA_ARGS__))
+#define kn_relu6(...) (kn_set_call_site(__FILE__, __LINE__), kn_relu6(__VA_ARGS__))
+#define kn_leaky_relu(...) (kn_set_call_site(__FILE__, __LINE__), kn_leaky_relu(__VA_ARGS__))
+#define kn_le(...) (kn_set_call_site(__FILE__, __LINE__), kn_le(__VA_ARGS__))
+#define kn_elu(...) (kn_set_call_site(__FILE__, __LINE__), kn_elu(__VA_ARGS__))
+#define kn_selu(...) (kn_set_call_site(__FILE__, __LINE__), kn_selu(__VA_ARGS__))
+#define kn_gelu(...) (kn_set_call_site(__FILE__, __LINE__), kn_gelu(__VA_ARGS__))
+#define kn_ge(...) (kn_set_call_site(__FILE__, __LINE__), kn_ge(__VA_ARGS__))
+#define kn_gelu_tanh(...) (kn_set_call_site(__FILE__, __LINE__), kn_gelu_tanh(__VA_ARGS__))
+#define kn_silu(...) (kn_set_call_site(__FILE__, __LINE__), kn_silu(__VA_ARGS__))
+#define kn_mish(...) (kn_set_call_site(__FILE__, __LINE__), kn_mish(__VA_ARGS__))
+#define kn_softplus(...) (kn_set_call_site(__FILE__, __LINE__), kn_softplus(__VA_ARGS__))
+#define kn_softsign(...) (kn_set_call_site(__FILE__, __LINE__), kn_softsign(__VA_ARGS__))
+#define kn_hard_sigmoid(...) (kn_set_call_site(__FILE__, __LINE__), kn_hard_sigmoid(__VA_ARGS__))
+#define kn_hard_swish(...) (kn_set_call_site(__FILE__, __LINE__), kn_hard_swish(__VA_ARGS__))
+#define kn_erf(...) (kn_set_call_site(__FILE__, __LINE__), kn_erf(__VA_ARGS__))
+#define kn_floor(...) (kn_set_call_site(__FILE__, __LINE__), kn_floor(__VA_ARGS__))
+#define kn_ceil(...) (kn_set_call_site(__FILE__, __LINE__), kn_ceil(__VA_ARGS__))
+#define kn_round(...) (kn_set_call_site(__FILE__, __LINE__), kn_round(__VA_ARGS__))
+#define kn_trunc(...) (kn_set_call_site(__FILE__, __LINE__), kn_trunc(__VA_ARGS__))
+#define kn_clip(...) (kn_set_call_site(__FILE__, __LINE__), kn_clip(__VA_ARGS__))
+#define kn_isnan(...) (kn_set_call_site(__FILE__, __LINE__), kn_isnan(__VA_ARGS__))
+#define kn_isinf(...) (kn_set_call_site(__FILE__, __LINE__), kn_isinf(__VA_ARGS__))
+#define kn_logical_not(...) (kn_set_call_site(__FILE__, __LINE__), kn_logical_not(__VA_ARGS__))
+#define kn_add(...) (kn_set_call_site(__FILE__, __LINE__), kn_add(__VA_ARGS__))
+#define kn_sub(...) (kn_set_call_site(__FILE__, __LINE__), kn_sub(__VA_ARGS__))
+#define kn_mul(...) (kn_set_call_site(__FILE__, __LINE__), kn_mul(__VA_ARGS__))
+#define kn_div(...) (kn_set_call_site(__FILE__, __LINE__), kn_div(__VA_ARGS__))
+#define kn_pow(...) (kn_set_call_site(__FILE__, __LINE__), kn_pow(__VA_ARGS__))
+#define kn_maximum(...) (kn_set_call_site(__FILE__, __LINE__), kn_maximum(__VA_ARGS__))
+#define kn_max(...) (kn_set_call_site(__FILE__, __LINE__), kn_max(__VA_ARGS__))
+#define kn_minimum(...) (kn_set_call_site(__FILE__, __LINE__), kn_minimum(__VA_ARGS__))
+#define kn_min(...) (kn_set_call_site(__FILE__, __LINE__), kn_min(__VA_ARGS__))
+#define kn_fmod(...) (kn_set_call_site(__FILE__, __LINE__), kn_fmod(__VA_ARGS__))
+#define kn_atan2(...) (kn_set_call_site(__FILE__, __LINE__), kn_atan2(__VA_ARGS__))
+#define kn_eq(...) (kn_set_call_site(__FILE__, __LINE__), kn_eq(__VA_ARGS__))
+#define kn_lt(...) (kn_set_call_site(__FILE__, __LINE__), kn_lt(__VA_ARGS__))
+#define kn_gt(...) (kn_set_call_site(__FILE__, __LINE__), kn_gt(__VA_ARGS__))
+#define kn_logical_and(...) (kn_set_call_site(__FILE__, __LINE__), kn_logical_and(__VA_ARGS__))
+#define kn_logical_or(...) (kn_set_call_site(__FILE__, __LINE__), kn_logical_or(__VA_ARGS__))
+#define kn_logical_xor(...) (kn_set_call_site(__FILE__, __LINE__), kn_logical_xor(__VA_ARGS__))
+#define kn_where(...) (kn_set_call_site(__FILE__, __LINE__), kn_where(__VA_ARGS__))
+#define kn_add_scalar(...) (kn_set_call_site(__FILE__, __LINE__), kn_add_scalar(__VA_ARGS__))
+#define kn_mul_scalar(...) (kn_set_call_site(__FILE__, __LINE__), kn_mul_scalar(__VA_ARGS__))
+#define kn_sum(...) (kn_set_call_site(__FILE__, __LINE__), kn_sum(__VA_ARGS__))
+#define kn_mean(...) (kn_set_call_site(__FILE__, __LINE__), kn_mean(__VA_ARGS__))
+#define kn_prod(...) (kn_set_call_site(__FILE__, __LINE__), kn_prod(__VA_ARGS__))
+#define kn_argmax(...) (kn_set_call_site(__FILE__, __LINE__), kn_argmax(__VA_ARGS__))
+#define kn_argmin(...) (kn_set_call_site(__FILE__, __LINE__), kn_argmin(__VA_ARGS__))
+#define kn_logsumexp(...) (kn_set_call_site(__FILE__, __LINE__), kn_logsumexp(__VA_ARGS__))
+#define kn_var(...) (kn_set_call_site(__FILE__, __LINE__), kn_var(__VA_ARGS__))
+#define kn_std(...) (kn_set_call_site(__FILE__, __LINE__), kn_std(__VA_ARGS__))
+#define kn_norm(...) (kn_set_call_site(__FILE__, __LINE__), kn_norm(__VA_ARGS__))
+#define kn_all(...) (kn_set_call_site(__FILE__, __LINE__), kn_all(__VA_ARGS__))
+#define kn_any(...) (kn_set_call_site(__FILE__, __LINE__), kn_any(__VA_ARGS__))
+#define kn_cumsum(...) (kn_set_call_site(__FILE__, __LINE__), kn_cumsum(__VA_ARGS__))
+#define kn_topk(...) (kn_set_call_site(__FILE__, __LINE__), kn_topk(__VA_ARGS__))
+#define kn_sort(...) (kn_set_call_site(__FILE__, __LINE__), kn_sort(__VA_ARGS__))
+#define kn_argsort(...) (kn_set_call_site(__FILE__, __LINE__), kn_argsort(__VA_ARGS__))
+#define kn_matmul(...) (kn_set_call_site(__FILE__, __LINE__), kn_matmul(__VA_ARGS__))
+#define kn_matmul_t(...) (kn_set_call_site(__FILE__, __LINE__), kn_matmul_t(__VA_ARGS__))
+#define kn_linear(...) (kn_set_call_site(__FILE__, __LINE__), kn_linear(__VA_ARGS__))
+#define kn_addmm(...) (kn_set_call_site(__FILE__, __LINE__), kn_addmm(__VA_ARGS__))
+#define kn_conv1d(...) (kn_set_call_site(__FILE__, __LINE__), kn_conv1d(__VA_ARGS__))
+#define kn_conv2d(...) (kn_set_call_site(__FILE__, __LINE__), kn_conv2d(__VA_ARGS__))
+#define kn_conv3d(...) (kn_set_call_site(__FILE__, __LINE__), kn_conv3d(__VA_ARGS__))
+#define kn_conv_transpose2d(...) (kn_set_call_site(__FILE__, __LINE__), kn_conv_transpose2d(__VA_ARGS__))
+#define kn_max_pool(...) (kn_set_call_site(__FILE__, __LINE__), kn_max_pool(__VA_ARGS__))
+#define kn_avg_pool(...) (kn_set_call_site(__FILE__, __LINE__), kn_avg_pool(__VA_ARGS__))
+#define kn_global_avg_pool(...) (kn_set_call_site(__FILE__, __LINE__), kn_global_avg_pool(__VA_ARGS__))
+#define kn_global_max_pool(...) (kn_set_call_site(__FILE__, __LINE__), kn_global_max_pool(__VA_ARGS__))
+#define kn_adaptive_avg_pool2d(...) (kn_set_call_site(__FILE__, __LINE__), kn_adaptive_avg_pool2d(__VA_ARGS__))
+#define kn_adaptive_max_pool2d(...) (kn_set_call_site(__FILE__, __LINE__), kn_adaptive_max_pool2d(__VA_ARGS__))
+#define kn_upsample_nearest2d(...) (kn_set_call_site(__FILE__, __LINE__), kn_upsample_nearest2d(__VA_ARGS__))
+#define kn_upsample_bilinear2d(...) (kn_set_call_site(__FILE__, __LINE__), kn_upsample_bilinear2d(__VA_ARGS__))
+#define kn_batch_norm(...) (kn_set_call_site(__FILE__, __LINE__), kn_batch_norm(__VA_ARGS__))
+#define kn_layer_norm(...) (kn_set_call_site(__FILE__, __LINE__), kn_layer_norm(__VA_ARGS__))
+#define kn_group_norm(...) (kn_set_call_site(__FILE__, __LINE__), kn_group_norm(__VA_ARGS__))
+#define kn_instance_norm(...) (kn_set_call_site(__FILE__, __LINE__), kn_instance_norm(__VA_ARGS__))
+#define kn_rms_norm(...) (kn_set_call_site(__FILE__, __LINE__), kn_rms_norm(__VA_ARGS__))
+#define kn_softmax(...) (kn_set_call_site(__FILE__, __LINE__), kn_softmax(__VA_ARGS__))
+#define kn_log_softmax(...) (kn_set_call_site(__FILE__, __LINE__), kn_log_softmax(__VA_ARGS__))
+#define kn_dropout(...) (kn_set_call_site(__FILE__, __LINE__), kn_dropout(__VA_ARGS__))
+#define kn_reshape(...) (kn_set_call_site(__FILE__, __LINE__), kn_reshape(__VA_ARGS__))
+#define kn_flatten(...) (kn_set_call_site(__FILE__, __LINE__), kn_flatten(__VA_ARGS__))
+#define kn_squeeze(...) (kn_set_call_site(__FILE__, __LINE__), kn_squeeze(__VA_ARGS__))
+#define kn_unsqueeze(...) (kn_set_call_site(__FILE__, __LINE__), kn_unsqueeze(__VA_ARGS__))
+#define kn_permute(...) (kn_set_call_site(__FILE__, __LINE__), kn_permute(__VA_ARGS__))
+#define kn_transpose(...) (kn_set_call_site(__FILE__, __LINE__), kn_transpose(__VA_ARGS__))
+#define kn_expand(...) (kn_set_call_site(__FILE__, __LINE__), kn_expand(__VA_ARGS__))
+#define kn_slice(...) (kn_set_call_site(__FILE__, __LINE__), kn_slice(__VA_ARGS__))
+#define kn_narrow(...) (kn_set_call_site(__FILE__, __LINE__), kn_narrow(__VA_ARGS__))
+#define kn_contiguous(...) (kn_set_call_site(__FILE__, __LINE__), kn_contiguous(__VA_ARGS__))
+#define kn_cast(...) (kn_set_call_site(__FILE__, __LINE__), kn_cast(__VA_ARGS__))
+#define kn_concat(...) (kn_set_call_site(__FILE__, __LINE__), kn_concat(__VA_ARGS__))
+#define kn_stack(...) (kn_set_call_site(__FILE__, __LINE__), kn_stack(__VA_ARGS__))
+#define kn_split(...) (kn_set_call_site(__FILE__, __LINE__), kn_split(__VA_ARGS__))
+#define kn_chunk(...) (kn_set_call_site(__FILE__, __LINE__), kn_chunk(__VA_ARGS__))
+#define kn_pad(...) (kn_set_call_site(__FILE__, __LINE__), kn_pad(__VA_ARGS__))
+#define kn_tile(...) (kn_set_call_site(__FILE__, __LINE__), kn_tile(__VA_ARGS__))
+#define kn_repeat(...) (kn_set_call_site(__FILE__, __LINE__), kn_repeat(__VA_ARGS__))
+#define kn_gather(...) (kn_set_call_site(__FILE__, __LINE__), kn_gather(__VA_ARGS__))
+#define kn_scatter(...) (kn_set_call_site(__FILE__, __LINE__), kn_scatter(__VA_ARGS__))
+#define kn_scatter_add(...) (kn_set_call_site(__FILE__, __LINE__), kn_scatter_add(__VA_ARGS__))
+#define kn_index_select(...) (kn_set_call_site(__FILE__, __LINE__), kn_index_select(__VA_ARGS__))
+#define kn_take(...) (kn_set_call_site(__FILE__, __LINE__), kn_take(__VA_ARGS__))
+#define kn_one_hot(...) (kn_set_call_site(__FILE__, __LINE__), kn_one_hot(__VA_ARGS__))
+#define kn_embedding(...) (kn_set_call_site(__FILE__, __LINE__), kn_embedding(__VA_ARGS__))
+#define kn_masked_fill(...) (kn_set_call_site(__FILE__, __LINE__), kn_masked_fill(__VA_ARGS__))
+#define kn_cross_entropy(...) (kn_set_call_site(__FILE__, __LINE__), kn_cross_entropy(__VA_ARGS__))
+#define kn_nll_loss(...) (kn_set_call_site(__FILE__, __LINE__), kn_nll_loss(__VA_ARGS__))
+#define kn_bce_with_logits(...) (kn_set_call_site(__FILE__, __LINE__), kn_bce_with_logits(__VA_ARGS__))
+#define kn_mse_loss(...) (kn_set_call_site(__FILE__, __LINE__), kn_mse_loss(__VA_ARGS__))
+#define kn_l1_loss(...) (kn_set_call_site(__FILE__, __LINE__), kn_l1_loss(__VA_ARGS__))
+#define kn_smooth_l1_loss(...) (kn_set_call_site(__FILE__, __LINE__), kn_smooth_l1_loss(__VA_ARGS__))
+#define kn_huber_loss(...) (kn_set_call_site(__FILE__, __LINE__), kn_huber_loss(__VA_ARGS__))
+#define kn_kl_div(...) (kn_set_call_site(__FILE__, __LINE__), kn_kl_div(__VA_ARGS__))
+#define kn_lstm_cell(...) (kn_set_call_site(__FILE__, __LINE__), kn_lstm_cell(__VA_ARGS__))
+#define kn_gru_cell(...) (kn_set_call_site(__FILE__, __LINE__), kn_gru_cell(__VA_ARGS__))
+#endif
+
 #ifdef __cplusplus
 }
 #endif

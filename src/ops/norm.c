@@ -629,6 +629,7 @@ const kn_op_def kn_op_batch_norm = {
     .dtypes = KN_DTYPES_FLOAT,
     .infer = batch_infer,
     .compose = batch_compose,
+    .stateful = true, /* updates the running statistics in place */
     .amp = KN_AMP_FP32,
     .layout = KN_LAYOUT_CHANNEL_AXIS,
 };
@@ -868,6 +869,14 @@ static kn_status dropout_grad(const kn_grad_args *g)
     return g->grad_in[0] ? KN_OK : kn_last_status();
 }
 
+/* A graph replaying dropout draws a fresh mask per run from the global stream. */
+static void dropout_refresh(void *attrs)
+{
+    dropout_attrs *at = attrs;
+    at->seed = (int64_t)kn_rng_seed();
+    at->offset = (int64_t)kn__rng_reserve((uint64_t)at->count);
+}
+
 const kn_op_def kn_op_dropout = {
     .name = "dropout",
     .n_in = 1,
@@ -879,6 +888,8 @@ const kn_op_def kn_op_dropout = {
     .infer = dropout_infer,
     .impls = dropout_impls,
     .grad = dropout_grad,
+    .refresh = dropout_refresh,
+    .stateful = true,
     .amp = KN_AMP_NONE,
     .layout = KN_LAYOUT_AGNOSTIC,
 };
@@ -889,8 +900,11 @@ kn_tensor *kn_dropout(kn_tensor *x, double p, bool training)
     if (!x) return kn__error_null(KN_ERR_ARG, "dropout: input 0 is NULL");
     if (!training || p == 0) return kn_tensor_ref(x); /* identity, like PyTorch */
     dropout_attrs at = {.p = p, .seed = (int64_t)kn_rng_seed()};
-    if (kn_dtype_is_float(x->dtype))
-        at.offset = (int64_t)kn__rng_reserve((uint64_t)kn_tensor_numel(x));
+    if (kn_dtype_is_float(x->dtype)) {
+        at.count = kn_tensor_numel(x);
+        /* tracing draws nothing: the graph draws afresh on each run */
+        if (!kn_tensor_is_symbolic(x)) at.offset = (int64_t)kn__rng_reserve((uint64_t)at.count);
+    }
     kn_tensor *out[2] = {NULL, NULL}, *in[1] = {x};
     if (kn__op_call(&kn_op_dropout, 1, in, &at, 2, out)) return NULL;
     kn_tensor_unref(out[1]);

@@ -24,6 +24,7 @@ typedef struct kn_softmax_attrs {
 typedef struct kn_dropout_attrs {
     double p;
     int64_t seed, offset;
+    int64_t count; /* elements: how much of the stream one run draws */
 } kn_dropout_attrs;
 
 #endif

@@ -95,6 +95,12 @@ struct kn_op_def {
     kn_run_fn compose;    /* computes the outputs with other kn_ ops */
     kn_grad_fn grad;
     const void *data; /* family-specific data for the kernels (e.g. a scalar fn) */
+    /* Ops with per-run state kept in attrs (dropout's RNG offset): the graph
+     * executor calls this on its copy of the attrs before every run. */
+    void (*refresh)(void *attrs);
+    /* Effects beyond the outputs (in-place running stats, random draws):
+     * graph passes never merge, drop or fold such a node. */
+    bool stateful;
     kn_amp_class amp;
     kn_layout_class layout;
 };
@@ -135,6 +141,14 @@ kn_tensor *kn__keep(kn_scratch *s, kn_tensor *t);
 void kn__scratch_free(kn_scratch *s);
 /* A 0-d tensor of x's dtype holding v. */
 kn_tensor *kn__scalar_like(const kn_tensor *x, double v);
+
+/* Tracing hook, installed by src/graph: called instead of the kernels when
+ * an input is a traced symbolic tensor (outputs are symbolic already). */
+typedef kn_status (*kn__trace_fn)(const kn_op_args *a);
+void kn__set_trace_hook(kn__trace_fn fn);
+/* The user's call site of the current public op call (set by the macros in
+ * kiln.h; "" and 0 when unknown). */
+void kn__call_site(const char **file, int *line);
 
 /* Helpers shared by op families. */
 /* Sums g over broadcast dims so that it has the given shape. */

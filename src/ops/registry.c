@@ -86,6 +86,41 @@ void kn__set_record_active(bool on)
     record_active = on;
 }
 
+/* ---- tracing hook and call sites */
+static kn__trace_fn trace_hook;
+static _Thread_local const char *site_file = "";
+static _Thread_local int site_line;
+
+void kn__set_trace_hook(kn__trace_fn fn) { trace_hook = fn; }
+
+void kn_set_call_site(const char *file, int line)
+{
+    site_file = file ? file : "";
+    site_line = line;
+}
+
+void kn__call_site(const char **file, int *line)
+{
+    *file = site_file;
+    *line = site_line;
+}
+
+static bool any_traced(int n_in, kn_tensor *const *in)
+{
+    for (int i = 0; i < n_in; i++)
+        if (in[i] && in[i]->trace_graph) return true;
+    return false;
+}
+
+/* Appends the user's line to the current error while tracing. */
+static kn_status with_call_site(kn_status s)
+{
+    if (site_line <= 0) return s;
+    char msg[400];
+    snprintf(msg, sizeof msg, "%s", kn_last_error());
+    return kn__error(s, "%s (traced at %s:%d)", msg, site_file, site_line);
+}
+
 /* ---- dispatch */
 static kn_status check_inputs(const kn_op_def *def, int n_in, kn_tensor *const *in, int n_out,
                               bool *symbolic)
@@ -165,7 +200,8 @@ kn_status kn__op_call(const kn_op_def *def, int n_in, kn_tensor *const *in, cons
     if (s) return s;
     kn_op_args a = {def, in, n_in, NULL, n_out, attrs};
     kn_out_meta meta[MAX_OUTS];
-    if (def->infer && (s = def->infer(&a, meta))) return s;
+    if (def->infer && (s = def->infer(&a, meta)))
+        return symbolic && any_traced(n_in, in) ? with_call_site(s) : s;
     a.out = out;
     if (def->compose && !symbolic) {
         s = def->compose(&a); /* the ops it calls record themselves */
@@ -176,7 +212,10 @@ kn_status kn__op_call(const kn_op_def *def, int n_in, kn_tensor *const *in, cons
         s = def->view(&a);
     else if (!(s = allocate_outputs(&a, meta, symbolic)) && !symbolic)
         s = run_kernel(&a);
-    if (!s && def->grad && kn__record_active() && any_requires_grad(n_in, in)) s = record_hook(&a);
+    else if (!s && trace_hook && any_traced(n_in, in))
+        s = trace_hook(&a);
+    if (!s && !symbolic && def->grad && kn__record_active() && any_requires_grad(n_in, in))
+        s = record_hook(&a);
     if (s) unref_all(n_out, out);
     return s;
 }

@@ -34,6 +34,10 @@ struct kn_tensor {
     struct kn__node *grad_fn; /* node that produced it (borrowed: the tape owns nodes) */
     int out_index;
     kn_tensor *bw_grad; /* gradient being built during backward */
+    /* tracing: a symbolic tensor that stands for value `trace_value` of a
+     * graph (opaque here: the graph layer owns it) */
+    void *trace_graph;
+    int32_t trace_value;
 };
 
 /* Most elements a tensor may have (keeps byte sizes far from overflow). */

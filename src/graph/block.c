@@ -1,0 +1,240 @@
+/* block.c — kn_block: a forward function with named parameters. Eager calls
+ * run the function; hybridized calls trace it once per input signature
+ * (dtypes, shapes, training flag) into a compiled graph kept in a small
+ * cache, and run that graph afterwards. */
+#include "graph.h"
+
+#define MAX_PARAMS 4096
+#define CACHE_SIZE 8
+#define MAX_IO 64
+
+typedef struct signature {
+    int n_in;
+    bool training;
+    kn_dtype dtype[MAX_IO];
+    int ndim[MAX_IO];
+    int64_t shape[MAX_IO][KN_MAX_DIMS];
+} signature;
+
+typedef struct cache_entry {
+    signature sig;
+    kn_graph *graph;
+    uint64_t last_used;
+} cache_entry;
+
+struct kn_block {
+    char *name;
+    kn_forward_fn forward;
+    void *user;
+    int n_params;
+    char **param_names;
+    kn_tensor **params;  /* references */
+    kn_tensor **proxies; /* while tracing: symbolic stand-ins */
+    bool training, hybridized, tracing;
+    cache_entry cache[CACHE_SIZE];
+    uint64_t clock;
+    kn_graph *last_graph;
+};
+
+static char *dup_string(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = kn_alloc(n);
+    if (d) memcpy(d, s, n);
+    return d;
+}
+
+kn_block *kn_block_new(const char *name, kn_forward_fn forward, void *user)
+{
+    if (!forward) return kn__error_null(KN_ERR_ARG, "block_new: forward is NULL");
+    kn_block *b = kn_alloc(sizeof *b);
+    if (!b) return NULL;
+    memset(b, 0, sizeof *b);
+    b->forward = forward;
+    b->user = user;
+    b->param_names = kn_alloc(sizeof(char *) * MAX_PARAMS);
+    b->params = kn_alloc(sizeof(kn_tensor *) * MAX_PARAMS);
+    b->proxies = kn_alloc(sizeof(kn_tensor *) * MAX_PARAMS);
+    b->name = dup_string(name ? name : "block");
+    if (!b->param_names || !b->params || !b->proxies || !b->name) {
+        kn_block_free(b);
+        return NULL;
+    }
+    return b;
+}
+
+static void drop_cache(kn_block *b)
+{
+    for (int i = 0; i < CACHE_SIZE; i++) {
+        kn_graph_free(b->cache[i].graph);
+        b->cache[i].graph = NULL;
+    }
+    b->last_graph = NULL;
+}
+
+void kn_block_free(kn_block *b)
+{
+    if (!b) return;
+    drop_cache(b);
+    for (int i = 0; i < b->n_params; i++) {
+        kn_free(b->param_names[i]);
+        kn_tensor_unref(b->params[i]);
+    }
+    kn_free(b->param_names), kn_free(b->params), kn_free(b->proxies), kn_free(b->name);
+    kn_free(b);
+}
+
+static int find_param(const kn_block *b, const char *name)
+{
+    for (int i = 0; i < b->n_params; i++)
+        if (!strcmp(b->param_names[i], name)) return i;
+    return -1;
+}
+
+kn_status kn_block_add_param(kn_block *b, const char *name, kn_tensor *value)
+{
+    if (!b || !name || !value) return kn__error(KN_ERR_ARG, "block_add_param: NULL argument");
+    if (!value->storage)
+        return kn__error(KN_ERR_ARG, "block_add_param: '%s' is symbolic; a parameter needs data", name);
+    if (find_param(b, name) >= 0)
+        return kn__error(KN_ERR_ARG, "block_add_param: block '%s' already has a parameter '%s'",
+                         b->name, name);
+    if (b->n_params == MAX_PARAMS)
+        return kn__error(KN_ERR_ARG, "block_add_param: more than %d parameters", MAX_PARAMS);
+    char *copy = dup_string(name);
+    if (!copy) return kn_last_status();
+    b->param_names[b->n_params] = copy;
+    b->params[b->n_params++] = kn_tensor_ref(value);
+    drop_cache(b); /* traced graphs do not know the new parameter */
+    return KN_OK;
+}
+
+kn_tensor *kn_block_param(kn_block *b, const char *name)
+{
+    if (!b || !name) return kn__error_null(KN_ERR_ARG, "block_param: NULL argument");
+    int i = find_param(b, name);
+    if (i < 0)
+        return kn__error_null(KN_ERR_ARG, "block_param: block '%s' has no parameter '%s'", b->name, name);
+    return b->tracing ? b->proxies[i] : b->params[i];
+}
+
+int kn_block_num_params(const kn_block *b) { return b ? b->n_params : 0; }
+const char *kn_block_param_name(const kn_block *b, int i)
+{
+    return b && i >= 0 && i < b->n_params ? b->param_names[i] : NULL;
+}
+kn_tensor *kn_block_param_at(const kn_block *b, int i)
+{
+    return b && i >= 0 && i < b->n_params ? b->params[i] : NULL;
+}
+void kn_block_set_training(kn_block *b, bool training)
+{
+    if (b) b->training = training;
+}
+bool kn_block_is_training(const kn_block *b) { return b && b->training; }
+kn_graph *kn_block_graph(const kn_block *b) { return b ? b->last_graph : NULL; }
+
+kn_status kn_block_hybridize(kn_block *b, unsigned flags)
+{
+    if (!b) return kn__error(KN_ERR_ARG, "block_hybridize: block is NULL");
+    b->hybridized = (flags & KN_HYBRIDIZE_ON) != 0;
+    if (!b->hybridized) drop_cache(b);
+    return KN_OK;
+}
+
+static kn_status make_signature(const kn_block *b, int n_in, kn_tensor *const *in, signature *sig)
+{
+    if (n_in > MAX_IO)
+        return kn__error(KN_ERR_ARG, "block_forward: %d inputs, at most %d when hybridized", n_in, MAX_IO);
+    memset(sig, 0, sizeof *sig);
+    sig->n_in = n_in;
+    sig->training = b->training;
+    for (int i = 0; i < n_in; i++) {
+        if (!in[i] || !in[i]->storage)
+            return kn__error(KN_ERR_ARG, "block_forward: input %d is NULL or symbolic", i);
+        sig->dtype[i] = in[i]->dtype;
+        sig->ndim[i] = in[i]->ndim;
+        memcpy(sig->shape[i], in[i]->shape, sizeof(int64_t) * (size_t)in[i]->ndim);
+    }
+    return KN_OK;
+}
+
+static kn_status trace_into(kn_block *b, kn_graph *g, int n_in, kn_tensor *const *in, int n_out)
+{
+    kn_tensor *sym_in[MAX_IO] = {0}, *sym_out[MAX_IO] = {0};
+    kn_status s = KN_OK;
+    for (int i = 0; i < b->n_params && !s; i++)
+        if (!(b->proxies[i] = kn_graph_param(g, b->param_names[i], b->params[i]))) s = kn_last_status();
+    for (int i = 0; i < n_in && !s; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "input%d", i);
+        if (!(sym_in[i] = kn_graph_input(g, name, in[i]->dtype, in[i]->ndim, in[i]->shape)))
+            s = kn_last_status();
+    }
+    if (!s) {
+        b->tracing = true;
+        s = b->forward(b, n_in, sym_in, n_out, sym_out, b->user);
+        b->tracing = false;
+    }
+    for (int i = 0; i < n_out && !s; i++) {
+        if (!sym_out[i] || !sym_out[i]->trace_graph)
+            s = kn__error(KN_ERR_STATE, "block_forward: output %d of block '%s' was not computed "
+                                        "from its inputs or parameters, so it cannot be traced",
+                          i, b->name);
+        else
+            s = kn_graph_output(g, sym_out[i]);
+    }
+    for (int i = 0; i < MAX_IO; i++)
+        kn_tensor_unref(sym_in[i]), kn_tensor_unref(sym_out[i]);
+    for (int i = 0; i < b->n_params; i++) {
+        kn_tensor_unref(b->proxies[i]);
+        b->proxies[i] = NULL;
+    }
+    return s;
+}
+
+static kn_status cached_graph(kn_block *b, const signature *sig, int n_in, kn_tensor *const *in,
+                              int n_out, kn_graph **out)
+{
+    cache_entry *slot = &b->cache[0];
+    for (int i = 0; i < CACHE_SIZE; i++) {
+        cache_entry *e = &b->cache[i];
+        if (e->graph && !memcmp(&e->sig, sig, sizeof *sig)) {
+            e->last_used = ++b->clock;
+            *out = e->graph;
+            return KN_OK;
+        }
+        if (!e->graph || (slot->graph && e->last_used < slot->last_used)) slot = e;
+    }
+    kn_graph *g = kn_graph_new();
+    if (!g) return kn_last_status();
+    kn_status s = trace_into(b, g, n_in, in, n_out);
+    if (!s) s = kn_graph_compile(g, sig->training ? KN_GRAPH_TRAINING : KN_GRAPH_INFERENCE);
+    if (s) {
+        kn_graph_free(g);
+        return s;
+    }
+    kn_graph_free(slot->graph); /* least recently used */
+    slot->graph = g;
+    slot->sig = *sig;
+    slot->last_used = ++b->clock;
+    *out = g;
+    return KN_OK;
+}
+
+kn_status kn_block_forward(kn_block *b, int n_in, kn_tensor *const *in, int n_out, kn_tensor **out)
+{
+    if (!b || (n_in > 0 && !in) || n_out < 1 || !out)
+        return kn__error(KN_ERR_ARG, "block_forward: NULL block, inputs or outputs");
+    for (int i = 0; i < n_out; i++)
+        out[i] = NULL;
+    if (b->tracing) return kn__error(KN_ERR_STATE, "block_forward: block '%s' called itself while tracing", b->name);
+    if (!b->hybridized) return b->forward(b, n_in, in, n_out, out, b->user);
+    signature sig;
+    kn_graph *g = NULL;
+    kn_status s = make_signature(b, n_in, in, &sig);
+    if (!s) s = cached_graph(b, &sig, n_in, in, n_out, &g);
+    if (s) return s;
+    b->last_graph = g;
+    return kn_graph_run(g, n_in, in, n_out, out);
+}

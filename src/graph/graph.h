@@ -1,0 +1,90 @@
+/* graph.h — the graph IR: values (inputs, parameters, constants, node
+ * outputs) and nodes (an op from the registry with a copy of its typed
+ * attrs and the user's call site), kept in topological order. Passes rewrite
+ * a graph in place; the executor runs it. Relies on src/ops and below. */
+#ifndef KILN_GRAPH_H
+#define KILN_GRAPH_H
+
+#include "../ops/op.h"
+
+#include <stdio.h>
+
+typedef enum kn_value_kind {
+    KN_VALUE_INPUT,
+    KN_VALUE_PARAM,
+    KN_VALUE_CONST,
+    KN_VALUE_NODE,
+} kn_value_kind;
+
+typedef struct kn_gvalue {
+    kn_value_kind kind;
+    kn_dtype dtype;
+    int ndim;
+    int64_t shape[KN_MAX_DIMS];
+    int32_t node, out_index; /* producer of a NODE value */
+    char *name;              /* inputs and params */
+    kn_tensor *tensor;       /* params and consts: the bound data (a reference) */
+} kn_gvalue;
+
+typedef struct kn_gnode {
+    const kn_op_def *def;
+    void *attrs; /* def->attrs_size bytes, owned */
+    int n_in, n_out;
+    int32_t *in;  /* value ids; -1 for an absent optional input */
+    int32_t *out; /* value ids */
+    const char *file; /* the user's call site (a string literal of theirs) */
+    int line;
+    bool dead;
+} kn_gnode;
+
+typedef struct kn_plan kn_plan;
+
+struct kn_graph {
+    kn_gvalue *values;
+    int32_t n_values, cap_values;
+    kn_gnode *nodes;
+    int32_t n_nodes, cap_nodes;
+    int32_t *inputs, *outputs;
+    int n_inputs, n_outputs, cap_inputs, cap_outputs;
+    unsigned compile_flags;
+    bool compiled;
+    kn_plan *plan; /* built by kn_graph_compile */
+    bool profiling;
+    double *node_ms; /* per node, when profiling */
+    int64_t *node_runs;
+};
+
+/* IR construction (graph.c). They return a value/node id, or -1 + error. */
+int32_t kn__graph_add_value(kn_graph *g, kn_value_kind kind, kn_dtype dt, int ndim,
+                            const int64_t *shape);
+int32_t kn__graph_add_node(kn_graph *g, const kn_op_def *def, const void *attrs, int n_in,
+                           const int32_t *in, int n_out);
+/* The graph a traced tensor belongs to, if it is still alive. */
+kn_graph *kn__graph_of(const kn_tensor *t);
+/* Makes every use of value `from` (node inputs, graph outputs) use `to`. */
+void kn__graph_replace_uses(kn_graph *g, int32_t from, int32_t to);
+/* Number of uses of each value by live nodes and graph outputs. */
+kn_status kn__graph_use_counts(const kn_graph *g, int32_t **counts);
+/* Removes dead nodes and unused values, renumbering ids (keeps order). */
+kn_status kn__graph_compact(kn_graph *g);
+/* A concrete tensor view of a const/param value (new ref). */
+kn_tensor *kn__value_tensor(const kn_graph *g, int32_t v);
+/* "op 'conv2d' (node 3, traced at model.c:42)" for messages. */
+const char *kn__node_where(const kn_graph *g, int32_t n, char *buf, size_t size);
+
+/* Tracing (trace.c): installs the dispatcher's trace hook. */
+void kn__trace_install(void);
+
+/* Passes (src/graph/passes): each rewrites g and keeps it valid. */
+typedef kn_status (*kn_pass_fn)(kn_graph *g, unsigned flags);
+kn_status kn__pass_infer(kn_graph *g, unsigned flags);
+kn_status kn__pass_dce(kn_graph *g, unsigned flags);
+kn_status kn__pass_cse(kn_graph *g, unsigned flags);
+kn_status kn__pass_fold(kn_graph *g, unsigned flags);
+kn_status kn__pass_inference(kn_graph *g, unsigned flags);
+
+/* Executor (exec.c). */
+kn_status kn__plan_build(kn_graph *g);
+void kn__plan_free(kn_plan *p);
+
+#endif

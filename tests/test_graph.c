@@ -1,0 +1,411 @@
+/* test_graph.c — tracing, blocks and hybridize: hybridized outputs and
+ * gradients equal eager ones (an MLP and a small ResNet-style network, in
+ * inference and training), each pass's invariant on small graphs, the
+ * signature cache, dropout under replay, and errors that name the user's
+ * line. */
+#include "harness.h"
+
+#include "graph/graph.h"
+
+#include <stdlib.h>
+
+/* ---------------------------------------------------------------- models */
+static kn_status mlp_forward(kn_block *b, int n_in, kn_tensor *const *in, int n_out,
+                             kn_tensor **out, void *user)
+{
+    (void)n_in, (void)n_out, (void)user;
+    kn_scratch s = {0};
+    kn_tensor *h = kn__keep(&s, kn_linear(in[0], kn_block_param(b, "w1"), kn_block_param(b, "b1")));
+    kn_tensor *a = kn__keep(&s, kn_relu(h));
+    kn_tensor *d = kn__keep(&s, kn_dropout(a, 0.5, kn_block_is_training(b)));
+    kn_tensor *z = kn__keep(&s, kn_linear(d, kn_block_param(b, "w2"), kn_block_param(b, "b2")));
+    out[0] = kn_log_softmax(z, -1);
+    kn__scratch_free(&s);
+    return out[0] ? KN_OK : kn_last_status();
+}
+
+static kn_tensor *randn(int ndim, const int64_t *shape, double std, uint64_t seed)
+{
+    kn_manual_seed(seed);
+    return kn_tensor_rand_normal(KN_F32, ndim, shape, 0, std);
+}
+
+static kn_block *make_mlp(void)
+{
+    kn_block *b = kn_block_new("mlp", mlp_forward, NULL);
+    int64_t w1[2] = {16, 8}, b1[1] = {16}, w2[2] = {5, 16}, b2[1] = {5};
+    kn_tensor *p[4] = {randn(2, w1, 0.5, 1), randn(1, b1, 0.1, 2), randn(2, w2, 0.5, 3),
+                       randn(1, b2, 0.1, 4)};
+    const char *names[4] = {"w1", "b1", "w2", "b2"};
+    for (int i = 0; i < 4; i++) {
+        KT_OK(kn_block_add_param(b, names[i], p[i]));
+        kn_tensor_set_requires_grad(p[i], true);
+        kn_tensor_unref(p[i]);
+    }
+    return b;
+}
+
+/* conv-bn-relu-conv-bn + skip, relu, global pool, linear: a ResNet basic block. */
+static kn_status resnet_forward(kn_block *b, int n_in, kn_tensor *const *in, int n_out,
+                                kn_tensor **out, void *user)
+{
+    (void)n_in, (void)n_out, (void)user;
+    kn_scratch s = {0};
+    bool tr = kn_block_is_training(b);
+    kn_conv_params same = {.pad_begin = {1, 1}, .pad_end = {1, 1}};
+#define P(name) kn_block_param(b, name)
+    kn_tensor *c1 = kn__keep(&s, kn_conv2d(in[0], P("conv1.weight"), NULL, &same));
+    kn_tensor *n1 = kn__keep(&s, kn_batch_norm(c1, P("bn1.gamma"), P("bn1.beta"), P("bn1.mean"),
+                                               P("bn1.var"), tr, 0.1, 1e-5, KN_LAYOUT_NCHW));
+    kn_tensor *r1 = kn__keep(&s, kn_relu(n1));
+    kn_tensor *c2 = kn__keep(&s, kn_conv2d(r1, P("conv2.weight"), NULL, &same));
+    kn_tensor *n2 = kn__keep(&s, kn_batch_norm(c2, P("bn2.gamma"), P("bn2.beta"), P("bn2.mean"),
+                                               P("bn2.var"), tr, 0.1, 1e-5, KN_LAYOUT_NCHW));
+    kn_tensor *sum = kn__keep(&s, kn_add(n2, in[0]));
+    kn_tensor *r2 = kn__keep(&s, kn_relu(sum));
+    kn_tensor *pool = kn__keep(&s, kn_global_avg_pool(r2, KN_LAYOUT_NCHW));
+    kn_tensor *flat = kn__keep(&s, kn_flatten(pool, 1, -1));
+    out[0] = kn_linear(flat, P("fc.weight"), P("fc.bias"));
+#undef P
+    kn__scratch_free(&s);
+    return out[0] ? KN_OK : kn_last_status();
+}
+
+static void add_param(kn_block *b, const char *name, kn_tensor *t, bool grad)
+{
+    KT_OK(kn_block_add_param(b, name, t));
+    if (grad) kn_tensor_set_requires_grad(t, true);
+    kn_tensor_unref(t);
+}
+
+static kn_block *make_resnet(void)
+{
+    kn_block *b = kn_block_new("resnet_block", resnet_forward, NULL);
+    int64_t w[4] = {4, 4, 3, 3}, c[1] = {4}, fc[2] = {3, 4}, fb[1] = {3};
+    add_param(b, "conv1.weight", randn(4, w, 0.3, 11), true);
+    add_param(b, "conv2.weight", randn(4, w, 0.3, 12), true);
+    const char *bn[2] = {"bn1", "bn2"};
+    for (int i = 0; i < 2; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "%s.gamma", bn[i]);
+        add_param(b, name, kn_tensor_ones(KN_F32, 1, c), true);
+        snprintf(name, sizeof name, "%s.beta", bn[i]);
+        add_param(b, name, kn_tensor_zeros(KN_F32, 1, c), true);
+        snprintf(name, sizeof name, "%s.mean", bn[i]);
+        add_param(b, name, kn_tensor_zeros(KN_F32, 1, c), false);
+        snprintf(name, sizeof name, "%s.var", bn[i]);
+        add_param(b, name, kn_tensor_ones(KN_F32, 1, c), false);
+    }
+    add_param(b, "fc.weight", randn(2, fc, 0.5, 13), true);
+    add_param(b, "fc.bias", kn_tensor_zeros(KN_F32, 1, fb), true);
+    return b;
+}
+
+static kn_tensor *forward1(kn_block *b, kn_tensor *x)
+{
+    kn_tensor *y = NULL;
+    kn_status s = kn_block_forward(b, 1, &x, 1, &y);
+    KT_CHECK(s == KN_OK, "forward: %s", kn_last_error());
+    return y;
+}
+
+/* ---------------------------------------------------------------- tests */
+static void test_mlp_inference_equal(void)
+{
+    kn_block *b = make_mlp();
+    int64_t xs[2] = {4, 8};
+    kn_tensor *x = randn(2, xs, 1, 5);
+    kn_tensor *eager = forward1(b, x);
+    KT_OK(kn_block_hybridize(b, KN_HYBRIDIZE_ON));
+    kn_tensor *h1 = forward1(b, x), *h2 = forward1(b, x);
+    KT_CHECK(kt_equal_bits(eager, h1) && kt_equal_bits(eager, h2), "hybridized == eager, bitwise");
+    kn_graph *g = kn_block_graph(b);
+    KT_CHECK(g && kn_graph_num_nodes(g) >= 4, "a graph was traced (%d nodes)", kn_graph_num_nodes(g));
+    kn_tensor_unref(eager), kn_tensor_unref(h1), kn_tensor_unref(h2), kn_tensor_unref(x);
+    kn_block_free(b);
+}
+
+static void test_signature_cache(void)
+{
+    kn_block *b = make_mlp();
+    kn_block_hybridize(b, KN_HYBRIDIZE_ON);
+    int64_t s4[2] = {4, 8}, s2[2] = {2, 8};
+    kn_tensor *x4 = randn(2, s4, 1, 6), *x2 = randn(2, s2, 1, 7);
+    kn_tensor *y = forward1(b, x4);
+    kn_graph *g4 = kn_block_graph(b);
+    kn_tensor_unref(y);
+    y = forward1(b, x2);
+    kn_graph *g2 = kn_block_graph(b);
+    KT_CHECK(g2 != g4 && kn_tensor_dim(y, 0) == 2, "a new batch size traces a new graph");
+    kn_tensor_unref(y);
+    y = forward1(b, x4);
+    KT_CHECK(kn_block_graph(b) == g4, "the first signature is served from the cache");
+    kn_tensor_unref(y), kn_tensor_unref(x4), kn_tensor_unref(x2);
+    kn_block_free(b);
+}
+
+/* loss = -sum(log_softmax(out)[:, 0]) style: sum of outputs weighted. */
+static kn_status loss_and_grads(kn_block *b, kn_tensor *x, kn_tensor **grads, int n)
+{
+    for (int i = 0; i < kn_block_num_params(b); i++)
+        kn_tensor_zero_grad(kn_block_param_at(b, i));
+    kn_autograd_record(true);
+    kn_tensor *y = forward1(b, x);
+    kn_tensor *sq = kn_mul(y, y);
+    kn_tensor *loss = kn_sum(sq, 0, NULL, false);
+    kn_autograd_record(false);
+    kn_status s = loss ? kn_backward(loss, NULL) : kn_last_status();
+    kn_tensor_unref(y), kn_tensor_unref(sq), kn_tensor_unref(loss);
+    for (int i = 0; i < n; i++) {
+        kn_tensor *g = kn_tensor_grad(kn_block_param_at(b, i));
+        grads[i] = g ? kn_tensor_clone(g) : NULL;
+    }
+    return s;
+}
+
+static void compare_training(kn_block *b, kn_tensor *x, const char *what)
+{
+    int n = kn_block_num_params(b);
+    kn_tensor *eager[32] = {0}, *hyb[32] = {0};
+    kn_block_set_training(b, true);
+    kn_block_hybridize(b, KN_HYBRIDIZE_OFF);
+    kn_manual_seed(99);
+    KT_OK(loss_and_grads(b, x, eager, n));
+    kn_block_hybridize(b, KN_HYBRIDIZE_ON);
+    kn_manual_seed(99);
+    KT_OK(loss_and_grads(b, x, hyb, n));
+    int same = 0, with_grad = 0;
+    for (int i = 0; i < n; i++) {
+        if (!eager[i] && !hyb[i]) continue;
+        with_grad++;
+        same += kt_equal_bits(eager[i], hyb[i]);
+        kn_tensor_unref(eager[i]), kn_tensor_unref(hyb[i]);
+    }
+    KT_CHECK(with_grad > 0 && same == with_grad, "%s: %d of %d parameter gradients equal bitwise",
+             what, same, with_grad);
+}
+
+static void test_mlp_training_equal(void)
+{
+    kn_block *b = make_mlp();
+    int64_t xs[2] = {4, 8};
+    kn_tensor *x = randn(2, xs, 1, 8);
+    compare_training(b, x, "mlp with dropout");
+    kn_tensor_unref(x);
+    kn_block_free(b);
+}
+
+static void test_resnet_equal(void)
+{
+    kn_block *b = make_resnet();
+    int64_t xs[4] = {2, 4, 6, 6};
+    kn_tensor *x = randn(4, xs, 1, 9);
+    kn_tensor *eager = forward1(b, x);
+    kn_block_hybridize(b, KN_HYBRIDIZE_ON);
+    kn_tensor *hyb = forward1(b, x);
+    KT_CHECK(kt_equal_bits(eager, hyb), "resnet block inference: hybridized == eager");
+    kn_tensor_unref(eager), kn_tensor_unref(hyb);
+    compare_training(b, x, "resnet block");
+    /* running statistics moved in training, through the graph too */
+    double m;
+    int64_t i0 = 0;
+    kn_tensor_get(kn_block_param(b, "bn1.mean"), &i0, &m);
+    KT_CHECK(m != 0, "running mean updated by training runs");
+    kn_tensor_unref(x);
+    kn_block_free(b);
+}
+
+static void test_dropout_replay(void)
+{
+    kn_graph *g = kn_graph_new();
+    int64_t s[1] = {1000};
+    kn_tensor *x = kn_graph_input(g, "x", KN_F32, 1, s);
+    kn_tensor *y = kn_dropout(x, 0.5, true);
+    KT_OK(kn_graph_output(g, y));
+    KT_OK(kn_graph_compile(g, KN_GRAPH_TRAINING));
+    kn_tensor *ones = kn_tensor_ones(KN_F32, 1, s), *a = NULL, *b = NULL;
+    KT_OK(kn_graph_run(g, 1, &ones, 1, &a));
+    KT_OK(kn_graph_run(g, 1, &ones, 1, &b));
+    KT_CHECK(a && b && !kt_equal_bits(a, b), "each run draws a fresh mask");
+    kn_tensor_unref(a), kn_tensor_unref(b), kn_tensor_unref(x), kn_tensor_unref(y);
+    KT_OK(kn_graph_compile(g, KN_GRAPH_INFERENCE));
+    KT_CHECK(kn_graph_num_nodes(g) == 0, "inference drops dropout (%d nodes left)", kn_graph_num_nodes(g));
+    KT_OK(kn_graph_run(g, 1, &ones, 1, &a));
+    KT_CHECK(kt_equal_bits(a, ones), "identity in inference");
+    kn_tensor_unref(a), kn_tensor_unref(ones);
+    kn_graph_free(g);
+}
+
+static void test_cse_and_dce(void)
+{
+    kn_graph *g = kn_graph_new();
+    int64_t s[1] = {3};
+    kn_tensor *x = kn_graph_input(g, "x", KN_F64, 1, s);
+    kn_tensor *e1 = kn_exp(x), *e2 = kn_exp(x), *unused = kn_sin(x);
+    kn_tensor *y = kn_add(e1, e2);
+    KT_OK(kn_graph_output(g, y));
+    KT_CHECK(kn_graph_num_nodes(g) == 4, "traced 4 nodes");
+    setenv("KILN_DISABLE_PASSES", "cse", 1);
+    KT_OK(kn_graph_compile(g, KN_GRAPH_INFERENCE));
+    KT_CHECK(kn_graph_num_nodes(g) == 3, "dce removed sin, cse off keeps both exps (%d)",
+             kn_graph_num_nodes(g));
+    unsetenv("KILN_DISABLE_PASSES");
+    KT_OK(kn_graph_compile(g, KN_GRAPH_INFERENCE));
+    KT_CHECK(kn_graph_num_nodes(g) == 2, "cse merged the exps (%d)", kn_graph_num_nodes(g));
+    kn_tensor *in = kt_tensor(KN_F64, 1, s, (double[]){0, 1, 2}), *out = NULL;
+    KT_OK(kn_graph_run(g, 1, &in, 1, &out));
+    kt_check_values("graph_run", out, 1, s, (double[]){2, 2 * exp(1), 2 * exp(2)}, 1e-15, 0);
+    kn_tensor *objs[] = {x, e1, e2, unused, y, in, out};
+    for (int i = 0; i < 7; i++)
+        kn_tensor_unref(objs[i]);
+    kn_graph_free(g);
+}
+
+static void test_fold_and_scalar_chain(void)
+{
+    kn_graph *g = kn_graph_new();
+    int64_t s[1] = {2};
+    kn_tensor *x = kn_graph_input(g, "x", KN_F64, 1, s);
+    kn_tensor *m1 = kn_mul_scalar(x, 2), *m2 = kn_mul_scalar(m1, 3);
+    KT_OK(kn_graph_output(g, m2));
+    /* a node with only constant inputs, as a loaded graph may have */
+    kn_tensor *c = kt_tensor(KN_F64, 1, s, (double[]){1, 2});
+    int32_t cv = kn__graph_add_value(g, KN_VALUE_CONST, KN_F64, 1, s);
+    g->values[cv].tensor = kn_tensor_ref(c);
+    int32_t node = kn__graph_add_node(g, kn_op_find("exp"), NULL, 1, &cv, 1);
+    int32_t ev = kn__graph_add_value(g, KN_VALUE_NODE, KN_F64, 1, s);
+    g->nodes[node].out[0] = ev;
+    g->values[ev].node = node;
+    g->outputs[g->n_outputs++] = ev; /* capacity was grown by kn_graph_output */
+    KT_OK(kn_graph_compile(g, KN_GRAPH_INFERENCE));
+    KT_CHECK(kn_graph_num_nodes(g) == 1, "fold computed exp(const) and the chain merged (%d nodes)",
+             kn_graph_num_nodes(g));
+    kn_tensor *in = kt_tensor(KN_F64, 1, s, (double[]){1, -1}), *out[2] = {0};
+    KT_OK(kn_graph_run(g, 1, &in, 2, out));
+    kt_check_values("graph_run", out[0], 1, s, (double[]){6, -6}, 0, 0);
+    kt_check_values("graph_run", out[1], 1, s, (double[]){exp(1), exp(2)}, 1e-15, 0);
+    kn_tensor *objs[] = {x, m1, m2, c, in, out[0], out[1]};
+    for (int i = 0; i < 7; i++)
+        kn_tensor_unref(objs[i]);
+    kn_graph_free(g);
+}
+
+static kn_status bad_forward(kn_block *b, int n_in, kn_tensor *const *in, int n_out,
+                             kn_tensor **out, void *user)
+{
+    (void)b, (void)n_in, (void)n_out;
+    int64_t ws[2] = {3, 5};
+    kn_tensor *w = kn_tensor_ones(KN_F32, 2, ws);
+    *(int *)user = __LINE__ + 1;
+    out[0] = kn_matmul(in[0], w); /* (2,4) x (3,5): inner dims differ */
+    kn_tensor_unref(w);
+    return out[0] ? KN_OK : kn_last_status();
+}
+
+static void test_error_names_user_line(void)
+{
+    int line = 0;
+    kn_block *b = kn_block_new("bad", bad_forward, &line);
+    kn_block_hybridize(b, KN_HYBRIDIZE_ON);
+    int64_t s[2] = {2, 4};
+    kn_tensor *x = kn_tensor_ones(KN_F32, 2, s), *y = NULL;
+    kn_status st = kn_block_forward(b, 1, &x, 1, &y);
+    char want[64];
+    snprintf(want, sizeof want, "test_graph.c:%d", line);
+    KT_CHECK(st != KN_OK && strstr(kn_last_error(), want) && strstr(kn_last_error(), "matmul"),
+             "error names the op and the user's line %s: %s", want, kn_last_error());
+    kn_tensor_unref(x);
+    kn_block_free(b);
+}
+
+static kn_status peeking_forward(kn_block *b, int n_in, kn_tensor *const *in, int n_out,
+                                 kn_tensor **out, void *user)
+{
+    (void)b, (void)n_in, (void)n_out, (void)user;
+    double v;
+    kn_status s = kn_tensor_item(in[0], &v); /* data-dependent control flow */
+    if (s) return s;
+    out[0] = v > 0 ? kn_exp(in[0]) : kn_neg(in[0]);
+    return out[0] ? KN_OK : kn_last_status();
+}
+
+static void test_reading_symbolic_data_fails(void)
+{
+    kn_block *b = kn_block_new("peek", peeking_forward, NULL);
+    int64_t s[1] = {1};
+    kn_tensor *x = kn_tensor_ones(KN_F32, 1, s), *y = NULL;
+    KT_OK(kn_block_forward(b, 1, &x, 1, &y)); /* eager: fine */
+    kn_tensor_unref(y);
+    kn_block_hybridize(b, KN_HYBRIDIZE_ON);
+    kn_status st = kn_block_forward(b, 1, &x, 1, &y);
+    KT_CHECK(st != KN_OK && strstr(kn_last_error(), "control flow"), "clear error: %s", kn_last_error());
+    kn_tensor_unref(x);
+    kn_block_free(b);
+}
+
+static void test_run_checks_inputs(void)
+{
+    kn_graph *g = kn_graph_new();
+    int64_t s[1] = {3}, t[1] = {4};
+    kn_tensor *x = kn_graph_input(g, "x", KN_F32, 1, s), *y = kn_relu(x);
+    kn_graph_output(g, y);
+    kn_tensor *wrong = kn_tensor_ones(KN_F32, 1, t), *out = NULL;
+    kt_expect_fail_status("graph_run", kn_graph_run(g, 1, &wrong, 1, &out), "traced with");
+    kt_expect_fail_status("graph_run", kn_graph_run(g, 0, NULL, 1, &out), "inputs");
+    kt_expect_fail_status("graph_output", kn_graph_output(g, wrong), "not traced");
+    kn_tensor_unref(wrong), kn_tensor_unref(x), kn_tensor_unref(y);
+    kn_graph_free(g);
+    kn_graph *empty = kn_graph_new();
+    kt_expect_fail_status("graph_compile", kn_graph_compile(empty, 0), "no outputs");
+    kn_graph_free(empty);
+}
+
+static void test_print_and_profile(void)
+{
+    kn_graph *g = kn_graph_new();
+    int64_t s[2] = {2, 3};
+    kn_tensor *x = kn_graph_input(g, "x", KN_F32, 2, s), *y = kn_tanh(x), *z = kn_sum(y, 0, NULL, false);
+    kn_graph_output(g, z);
+    KT_OK(kn_graph_compile(g, 0));
+    kn_graph_set_profiling(g, true);
+    kn_tensor *in = kn_tensor_ones(KN_F32, 2, s), *out = NULL;
+    KT_OK(kn_graph_run(g, 1, &in, 1, &out));
+    FILE *f = tmpfile();
+    KT_OK(kn_graph_print(g, f));
+    KT_OK(kn_graph_print_profile(g, f));
+    rewind(f);
+    char text[4096] = {0};
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    KT_CHECK(n > 0 && strstr(text, "tanh(%0)") && strstr(text, "test_graph.c") && strstr(text, "share"),
+             "printed graph and profile:\n%s", text);
+    kn_tensor_unref(x), kn_tensor_unref(y), kn_tensor_unref(z), kn_tensor_unref(in), kn_tensor_unref(out);
+    kn_graph_free(g);
+}
+
+static void test_freed_graph_tensor(void)
+{
+    kn_graph *g = kn_graph_new();
+    int64_t s[1] = {3};
+    kn_tensor *x = kn_graph_input(g, "x", KN_F32, 1, s);
+    kn_graph_free(g);
+    kt_expect_fail("relu", kn_relu(x), "freed");
+    kn_tensor_unref(x);
+}
+
+int main(void)
+{
+    KT_RUN(test_mlp_inference_equal);
+    KT_RUN(test_signature_cache);
+    KT_RUN(test_mlp_training_equal);
+    KT_RUN(test_resnet_equal);
+    KT_RUN(test_dropout_replay);
+    KT_RUN(test_cse_and_dce);
+    KT_RUN(test_fold_and_scalar_chain);
+    KT_RUN(test_error_names_user_line);
+    KT_RUN(test_reading_symbolic_data_fails);
+    KT_RUN(test_run_checks_inputs);
+    KT_RUN(test_print_and_profile);
+    KT_RUN(test_freed_graph_tensor);
+    return kt_finish();
+}
