@@ -526,6 +526,28 @@ kn_status kn_block_forward(kn_block *b, int n_in, kn_tensor *const *in, int n_ou
 /* The graph cached for the last call (borrowed; NULL when not hybridized). */
 kn_graph *kn_block_graph(const kn_block *b);
 
+/* ================================================================ files
+ * A tensor map holds named tensors (references); safetensors files store
+ * one. Writes go to a temporary file renamed into place, so a crash never
+ * leaves a half-written file; reads check every offset and size first. */
+typedef struct kn_tensor_map kn_tensor_map;
+kn_tensor_map *kn_tensor_map_new(void);
+void kn_tensor_map_free(kn_tensor_map *m);
+kn_status kn_tensor_map_set(kn_tensor_map *m, const char *name, kn_tensor *t);
+kn_tensor *kn_tensor_map_get(const kn_tensor_map *m, const char *name); /* borrowed */
+int kn_tensor_map_size(const kn_tensor_map *m);
+const char *kn_tensor_map_name(const kn_tensor_map *m, int i);
+kn_tensor *kn_tensor_map_at(const kn_tensor_map *m, int i); /* borrowed */
+kn_status kn_safetensors_save(const char *path, const kn_tensor_map *m);
+kn_tensor_map *kn_safetensors_load(const char *path);
+
+/* A graph as versioned JSON plus its parameters and constants as
+ * safetensors; loading needs none of the code that built it. */
+kn_status kn_graph_save(const kn_graph *g, const char *json_path, const char *safetensors_path);
+kn_graph *kn_graph_load(const char *json_path, const char *safetensors_path);
+/* Saves the graph of a hybridized block's last call. */
+kn_status kn_block_export(const kn_block *b, const char *json_path, const char *safetensors_path);
+
 /* ---- call sites. Each op call from user code records its __FILE__ and
  * __LINE__, so an error found while tracing or running a graph names the
  * user's line. Define KN_NO_CALL_SITE before including kiln.h to turn the
