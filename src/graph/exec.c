@@ -7,20 +7,51 @@
 #include <stdint.h>
 #include <time.h>
 
-struct kn_plan {
-    int32_t *last_use; /* per value: last node reading it; INT32_MAX for outputs */
-    kn_tensor **slots; /* per value, during a run */
-    kn_tensor **args;  /* scratch for one node's inputs and outputs */
-    int max_args;
-};
-
 void kn__plan_free(kn_plan *p)
 {
     if (!p) return;
-    kn_free(p->last_use);
-    kn_free(p->slots);
-    kn_free(p->args);
+    if (p->fixed)
+        for (int32_t v = 0; v < p->n_values; v++)
+            kn_tensor_unref(p->fixed[v]);
+    kn_tensor_unref(p->arena);
+    kn_free(p->last_use), kn_free(p->end), kn_free(p->offset), kn_free(p->fixed);
+    kn_free(p->static_node), kn_free(p->slots), kn_free(p->args);
     kn_free(p);
+}
+
+static void compute_last_use(const kn_graph *g, kn_plan *p)
+{
+    for (int32_t v = 0; v < g->n_values; v++)
+        p->last_use[v] = -1;
+    for (int32_t i = 0; i < g->n_nodes; i++)
+        for (int k = 0; !g->nodes[i].dead && k < g->nodes[i].n_in; k++)
+            if (g->nodes[i].in[k] >= 0) p->last_use[g->nodes[i].in[k]] = i;
+    for (int i = 0; i < g->n_outputs; i++)
+        p->last_use[g->outputs[i]] = INT32_MAX;
+}
+
+/* The arena and a tensor in it for every planned value; nodes whose outputs
+ * are all planned become static. */
+static kn_status carve_arena(kn_graph *g, kn_plan *p)
+{
+    int64_t bytes = (int64_t)p->arena_bytes;
+    p->arena = kn_tensor_empty(KN_U8, 1, &bytes);
+    if (!p->arena) return kn_last_status();
+    for (int32_t v = 0; v < g->n_values; v++) {
+        const kn_gvalue *val = &g->values[v];
+        if (p->offset[v] < 0) continue;
+        p->fixed[v] = kn__tensor_on_storage(p->arena->storage, (size_t)p->offset[v], val->dtype,
+                                            val->ndim, val->shape);
+        if (!p->fixed[v]) return kn_last_status();
+    }
+    for (int32_t i = 0; i < g->n_nodes; i++) {
+        const kn_gnode *n = &g->nodes[i];
+        bool all = !n->dead && kn__node_is_kernel(n);
+        for (int k = 0; all && k < n->n_out; k++)
+            all = p->offset[n->out[k]] >= 0;
+        p->static_node[i] = all;
+    }
+    return KN_OK;
 }
 
 kn_status kn__plan_build(kn_graph *g)
@@ -30,25 +61,33 @@ kn_status kn__plan_build(kn_graph *g)
     kn_plan *p = kn_alloc(sizeof *p);
     if (!p) return kn_last_status();
     memset(p, 0, sizeof *p);
-    size_t nv = (size_t)g->n_values + 1;
-    p->last_use = kn_alloc(sizeof(int32_t) * nv);
-    p->slots = kn_alloc(sizeof(kn_tensor *) * nv);
+    size_t nv = (size_t)g->n_values + 1, nn = (size_t)g->n_nodes + 1;
+    p->n_values = g->n_values;
     for (int32_t i = 0; i < g->n_nodes; i++)
         if (g->nodes[i].n_in + g->nodes[i].n_out > p->max_args)
             p->max_args = g->nodes[i].n_in + g->nodes[i].n_out;
+    p->last_use = kn_alloc(sizeof(int32_t) * nv);
+    p->end = kn_alloc(sizeof(int32_t) * nv);
+    p->offset = kn_alloc(sizeof(int64_t) * nv);
+    p->fixed = kn_alloc(sizeof(kn_tensor *) * nv);
+    p->slots = kn_alloc(sizeof(kn_tensor *) * nv);
+    p->static_node = kn_alloc(sizeof(bool) * nn);
     p->args = kn_alloc(sizeof(kn_tensor *) * (size_t)(p->max_args + 1));
-    if (!p->last_use || !p->slots || !p->args) {
-        kn__plan_free(p);
-        return kn_last_status();
+    kn_status s = KN_OK;
+    if (!p->last_use || !p->end || !p->offset || !p->fixed || !p->slots || !p->static_node || !p->args)
+        s = kn_last_status();
+    if (!s) {
+        memset(p->fixed, 0, sizeof(kn_tensor *) * nv);
+        memset(p->slots, 0, sizeof(kn_tensor *) * nv);
+        compute_last_use(g, p);
+        s = kn__memplan(g, p);
     }
-    memset(p->slots, 0, sizeof(kn_tensor *) * nv);
-    for (size_t v = 0; v < nv; v++)
-        p->last_use[v] = -1;
-    for (int32_t i = 0; i < g->n_nodes; i++)
-        for (int k = 0; !g->nodes[i].dead && k < g->nodes[i].n_in; k++)
-            if (g->nodes[i].in[k] >= 0) p->last_use[g->nodes[i].in[k]] = i;
-    for (int i = 0; i < g->n_outputs; i++)
-        p->last_use[g->outputs[i]] = INT32_MAX;
+    if (!s) s = kn__memplan_verify(g, p);
+    if (!s) s = carve_arena(g, p);
+    if (s) {
+        kn__plan_free(p);
+        return s;
+    }
     g->plan = p;
     return KN_OK;
 }
@@ -102,7 +141,21 @@ static kn_status run_node(kn_graph *g, int32_t i)
         in[k] = n->in[k] >= 0 ? p->slots[n->in[k]] : NULL;
     if (n->def->refresh) n->def->refresh(n->attrs);
     double t0 = g->profiling ? now_ms() : 0;
-    kn_status s = kn__op_call(n->def, n->n_in, in, n->attrs, n->n_out, out);
+    kn_status s;
+    if (p->static_node[i] && !kn__record_active()) {
+        /* straight into the arena: no inference, no allocation */
+        for (int k = 0; k < n->n_out; k++)
+            out[k] = kn_tensor_ref(p->fixed[n->out[k]]);
+        kn_op_args a = {n->def, in, n->n_in, out, n->n_out, n->attrs};
+        s = kn__op_run_kernel(&a);
+        for (int k = 0; k < n->n_out; k++)
+            if (!s) kn__bump_version(out[k]);
+        if (s)
+            for (int k = 0; k < n->n_out; k++)
+                kn_tensor_unref(out[k]);
+    } else {
+        s = kn__op_call(n->def, n->n_in, in, n->attrs, n->n_out, out);
+    }
     if (s) {
         char where[200], msg[400];
         snprintf(msg, sizeof msg, "%s", kn_last_error());

@@ -37,7 +37,22 @@ typedef struct kn_gnode {
     bool dead;
 } kn_gnode;
 
-typedef struct kn_plan kn_plan;
+/* How a compiled graph runs (exec.c, passes/memplan.c). Values produced by
+ * kernel nodes and not visible outside the run live in one arena at offsets
+ * chosen by liveness; such nodes run their kernel straight into them. */
+typedef struct kn_plan {
+    int32_t n_values;
+    int32_t *last_use;  /* per value: last node reading it; INT32_MAX for outputs */
+    int32_t *end;       /* per value: last node reading it or any alias of it */
+    int64_t *offset;    /* per value: arena byte offset, or -1 when not planned */
+    kn_tensor **fixed;  /* per planned value: its tensor in the arena */
+    bool *static_node;  /* per node: all outputs planned, runs its kernel directly */
+    kn_tensor **slots;  /* per value, during a run */
+    kn_tensor **args;   /* scratch for one node's inputs and outputs */
+    int max_args;
+    kn_tensor *arena;   /* u8 tensor owning the arena storage */
+    size_t arena_bytes, planned_bytes; /* arena size vs sum of planned values */
+} kn_plan;
 
 struct kn_graph {
     kn_gvalue *values;
@@ -86,5 +101,14 @@ kn_status kn__pass_inference(kn_graph *g, unsigned flags);
 /* Executor (exec.c). */
 kn_status kn__plan_build(kn_graph *g);
 void kn__plan_free(kn_plan *p);
+/* Memory planning (passes/memplan.c): fills plan->end, offset, arena_bytes,
+ * planned_bytes from plan->last_use. */
+kn_status kn__memplan(kn_graph *g, kn_plan *p);
+/* Checks that no two planned values whose lifetimes overlap share a byte,
+ * and that every planned value fits the arena. */
+kn_status kn__memplan_verify(const kn_graph *g, const kn_plan *p);
+/* True for a node that runs a kernel into fresh outputs (not a view or a
+ * composite, whose outputs may alias inputs). */
+bool kn__node_is_kernel(const kn_gnode *n);
 
 #endif

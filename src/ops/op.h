@@ -119,6 +119,9 @@ struct kn_op_def {
  * implementation that accepts, records for autograd. out[] gets new refs. */
 kn_status kn__op_call(const kn_op_def *def, int n_in, kn_tensor *const *in, const void *attrs,
                       int n_out, kn_tensor **out);
+/* Runs the first implementation that accepts `a`, whose outputs are already
+ * allocated with the inferred shapes (the graph executor's fast path). */
+kn_status kn__op_run_kernel(const kn_op_args *a);
 /* The same for a single-output op: the output or NULL. */
 kn_tensor *kn__op_call1(const kn_op_def *def, int n_in, kn_tensor *const *in, const void *attrs);
 

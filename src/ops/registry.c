@@ -157,7 +157,7 @@ static void unref_all(int n, kn_tensor **t)
     }
 }
 
-static kn_status run_kernel(const kn_op_args *a)
+kn_status kn__op_run_kernel(const kn_op_args *a)
 {
     kn_isa cap = kn_isa_max();
     for (const kn_impl *impl = a->def->impls; impl && impl->run; impl++) {
@@ -211,7 +211,7 @@ kn_status kn__op_call(const kn_op_def *def, int n_in, kn_tensor *const *in, cons
     if (def->view && !symbolic)
         s = def->view(&a);
     else if (!(s = allocate_outputs(&a, meta, symbolic)) && !symbolic)
-        s = run_kernel(&a);
+        s = kn__op_run_kernel(&a);
     else if (!s && trace_hook && any_traced(n_in, in))
         s = trace_hook(&a);
     if (!s && !symbolic && def->grad && kn__record_active() && any_requires_grad(n_in, in))

@@ -85,6 +85,19 @@ kn_tensor *kn__tensor_view(kn_tensor *base, int ndim, const int64_t *shape, cons
     return t;
 }
 
+kn_tensor *kn__tensor_on_storage(kn_storage *s, size_t byte_offset, kn_dtype dt, int ndim,
+                                 const int64_t *shape)
+{
+    size_t es = kn_dtype_size(dt);
+    assert(byte_offset % es == 0 && byte_offset + (size_t)kn__shape_numel(ndim, shape) * es <= s->nbytes);
+    kn_tensor *t = tensor_shell(dt, ndim, shape);
+    if (!t) return NULL;
+    t->storage = s;
+    t->offset = (int64_t)(byte_offset / es);
+    atomic_fetch_add(&s->refcount, 1);
+    return t;
+}
+
 kn_tensor *kn_tensor_symbolic(kn_dtype dt, int ndim, const int64_t *shape)
 {
     if (check_dtype("tensor_symbolic", dt) || kn__check_shape("tensor_symbolic", ndim, shape))

@@ -55,6 +55,10 @@ kn_tensor *kn__tensor_new(kn_dtype dt, int ndim, const int64_t *shape);
 /* A view of base's storage with the given geometry (no checks). */
 kn_tensor *kn__tensor_view(kn_tensor *base, int ndim, const int64_t *shape, const int64_t *strides,
                            int64_t offset);
+/* A contiguous tensor over `s` starting `byte_offset` bytes in (a multiple of
+ * the dtype size), sharing the storage: how a memory plan carves an arena. */
+kn_tensor *kn__tensor_on_storage(kn_storage *s, size_t byte_offset, kn_dtype dt, int ndim,
+                                 const int64_t *shape);
 /* Checks a user-given shape: 0 <= ndim <= KN_MAX_DIMS, dims >= 0, no overflow. */
 kn_status kn__check_shape(const char *who, int ndim, const int64_t *shape);
 void kn__contiguous_strides(int ndim, const int64_t *shape, int64_t *strides);
