@@ -10,7 +10,7 @@ static const struct {
     kn_pass_fn fn;
 } passes[] = {
     {"infer", kn__pass_infer}, {"dce", kn__pass_dce},   {"cse", kn__pass_cse},
-    {"fold", kn__pass_fold},   {"inference", kn__pass_inference},
+    {"fold", kn__pass_fold},   {"inference", kn__pass_inference}, {"bnfold", kn__pass_bnfold},
 };
 
 /* True when `name` is one of the comma-separated words of `list`. */
