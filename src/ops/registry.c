@@ -135,12 +135,14 @@ static kn_status check_inputs(const kn_op_def *def, int n_in, kn_tensor *const *
     for (int i = 0; i < n_in; i++) {
         if (!in[i]) {
             if (i < 32 && (def->optional_in & (1u << i))) continue;
-            /* an earlier failed op in a chain: keep its message, add ours */
+            /* an earlier failed op in a chain: name the root cause, once */
             if (kn_last_status() != KN_OK && kn_last_error()[0]) {
                 char prev[400];
-                snprintf(prev, sizeof prev, "%s", kn_last_error());
-                return kn__error(KN_ERR_ARG, "%s: input %d is NULL (after: %s)", def->name, i,
-                                 prev);
+                const char *root = strstr(kn_last_error(), "(after: ");
+                snprintf(prev, sizeof prev, "%s", root ? root + 8 : kn_last_error());
+                size_t len = strlen(prev);
+                if (root && len && prev[len - 1] == ')') prev[len - 1] = '\0';
+                return kn__error(KN_ERR_ARG, "%s: input %d is NULL (after: %s)", def->name, i, prev);
             }
             return kn__error(KN_ERR_ARG, "%s: input %d is NULL", def->name, i);
         }
