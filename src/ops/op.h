@@ -98,6 +98,9 @@ struct kn_op_def {
     /* Ops with per-run state kept in attrs (dropout's RNG offset): the graph
      * executor calls this on its copy of the attrs before every run. */
     void (*refresh)(void *attrs);
+    /* Floating-point operations of one call, from shapes and attrs (inputs
+     * may be symbolic; outputs are not given). NULL: one per output element. */
+    int64_t (*flops)(const kn_op_args *a);
     /* Effects beyond the outputs (in-place running stats, random draws):
      * graph passes never merge, drop or fold such a node. */
     bool stateful;
