@@ -496,6 +496,11 @@ kn_status kn_graph_compile(kn_graph *g, unsigned flags);
  * new references. Ops record on the autograd tape when recording is on. */
 kn_status kn_graph_run(kn_graph *g, int n_in, kn_tensor *const *inputs, int n_out,
                        kn_tensor **outputs);
+/* Training graph: appends the backward of the scalar output `loss_output`
+ * (built from each op's gradient) and makes d loss / d p a new output for
+ * every parameter p that requires a gradient, in parameter order; *n_grads
+ * gets their count. Compile with KN_GRAPH_TRAINING afterwards. */
+kn_status kn_graph_build_backward(kn_graph *g, int loss_output, int *n_grads);
 /* Per-node timing of the next runs: op, count, total ms, share. */
 void kn_graph_set_profiling(kn_graph *g, bool on);
 kn_status kn_graph_print_profile(const kn_graph *g, FILE *f);
@@ -523,6 +528,11 @@ enum { KN_HYBRIDIZE_OFF = 0, KN_HYBRIDIZE_ON = 1 };
 kn_status kn_block_hybridize(kn_block *b, unsigned flags);
 kn_status kn_block_forward(kn_block *b, int n_in, kn_tensor *const *in, int n_out,
                            kn_tensor **out);
+/* Traces the block's forward into g (parameters become graph parameters),
+ * from symbolic inputs of g: for building bigger graphs, e.g. forward + loss
+ * + backward. */
+kn_status kn_block_trace(kn_block *b, kn_graph *g, int n_in, kn_tensor *const *in, int n_out,
+                         kn_tensor **out);
 /* The graph cached for the last call (borrowed; NULL when not hybridized). */
 kn_graph *kn_block_graph(const kn_block *b);
 

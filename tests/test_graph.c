@@ -483,8 +483,67 @@ static void test_memory_plan(void)
     kn_graph_free(g);
 }
 
+/* Traces forward + loss of a block into a graph, adds the backward, runs it
+ * and compares the parameter gradients with eager autograd's. */
+static void check_training_graph(kn_block *b, kn_tensor *x, const char *what)
+{
+    int n = kn_block_num_params(b);
+    kn_tensor *eager[32] = {0};
+    kn_block_set_training(b, true);
+    kn_block_hybridize(b, KN_HYBRIDIZE_OFF);
+    kn_manual_seed(5);
+    KT_OK(loss_and_grads(b, x, eager, n));
+    kn_graph *g = kn_graph_new();
+    kn_tensor *sx = kn_graph_input(g, "x", kn_tensor_dtype(x), kn_tensor_ndim(x), kn_tensor_shape(x));
+    kn_tensor *y = NULL;
+    KT_OK(kn_block_trace(b, g, 1, &sx, 1, &y));
+    kn_tensor *sq = kn_mul(y, y), *loss = kn_sum(sq, 0, NULL, false);
+    KT_OK(kn_graph_output(g, loss));
+    int n_grads = 0;
+    KT_OK(kn_graph_build_backward(g, 0, &n_grads));
+    KT_OK(kn_graph_compile(g, KN_GRAPH_TRAINING));
+    int with_grad = 0;
+    for (int i = 0; i < n; i++)
+        with_grad += kn_tensor_requires_grad(kn_block_param_at(b, i));
+    KT_CHECK(n_grads == with_grad, "%s: one gradient output per trainable parameter (%d of %d)", what,
+             n_grads, with_grad);
+    kn_tensor *outs[33] = {0};
+    kn_manual_seed(5);
+    KT_OK(kn_graph_run(g, 1, &x, 1 + n_grads, outs));
+    int k = 1, close = 0;
+    for (int i = 0; i < n; i++) {
+        if (!kn_tensor_requires_grad(kn_block_param_at(b, i))) continue;
+        double d = eager[i] ? max_rel_diff(outs[k], eager[i]) : INFINITY;
+        close += d < 1e-5;
+        if (!(d < 1e-5)) fprintf(stderr, "  %s: gradient of %s differs by %g\n", what, kn_block_param_name(b, i), d);
+        k++;
+    }
+    KT_CHECK(close == n_grads, "%s: %d of %d graph gradients match eager autograd", what, close, n_grads);
+    KT_CHECK(kn_autograd_tape_size() == 0, "%s: no tape was used", what);
+    for (int i = 0; i < 1 + n_grads; i++)
+        kn_tensor_unref(outs[i]);
+    kn_tensor *objs[] = {sx, y, sq, loss};
+    for (int i = 0; i < 4; i++)
+        kn_tensor_unref(objs[i]);
+    for (int i = 0; i < n; i++)
+        kn_tensor_unref(eager[i]);
+    kn_graph_free(g);
+}
+
+static void test_training_graph(void)
+{
+    kn_block *mlp = make_mlp(), *res = make_resnet();
+    int64_t xm[2] = {4, 8}, xr[4] = {2, 4, 6, 6};
+    kn_tensor *x1 = randn(2, xm, 1, 31), *x2 = randn(4, xr, 1, 32);
+    check_training_graph(mlp, x1, "mlp with dropout");
+    check_training_graph(res, x2, "resnet block");
+    kn_tensor_unref(x1), kn_tensor_unref(x2);
+    kn_block_free(mlp), kn_block_free(res);
+}
+
 int main(void)
 {
+    KT_RUN(test_training_graph);
     KT_RUN(test_memory_plan);
     KT_RUN(test_mlp_inference_equal);
     KT_RUN(test_signature_cache);

@@ -193,6 +193,42 @@ static kn_status trace_into(kn_block *b, kn_graph *g, int n_in, kn_tensor *const
     return s;
 }
 
+kn_status kn_block_trace(kn_block *b, kn_graph *g, int n_in, kn_tensor *const *in, int n_out,
+                         kn_tensor **out)
+{
+    if (!b || !g || (n_in > 0 && !in) || n_out < 1 || !out)
+        return kn__error(KN_ERR_ARG, "block_trace: NULL block, graph, inputs or outputs");
+    if (n_in > MAX_IO || n_out > MAX_IO)
+        return kn__error(KN_ERR_ARG, "block_trace: at most %d inputs and outputs", MAX_IO);
+    for (int i = 0; i < n_in; i++)
+        if (!in[i] || kn__graph_of(in[i]) != g)
+            return kn__error(KN_ERR_ARG, "block_trace: input %d is not a symbolic tensor of this graph", i);
+    for (int i = 0; i < n_out; i++)
+        out[i] = NULL;
+    kn_status s = KN_OK;
+    for (int i = 0; i < b->n_params && !s; i++)
+        if (!(b->proxies[i] = kn_graph_param(g, b->param_names[i], b->params[i]))) s = kn_last_status();
+    if (!s) {
+        b->tracing = true;
+        s = b->forward(b, n_in, in, n_out, out, b->user);
+        b->tracing = false;
+    }
+    for (int i = 0; i < b->n_params; i++) {
+        kn_tensor_unref(b->proxies[i]);
+        b->proxies[i] = NULL;
+    }
+    for (int i = 0; i < n_out && !s; i++)
+        if (!out[i] || kn__graph_of(out[i]) != g)
+            s = kn__error(KN_ERR_STATE, "block_trace: output %d of block '%s' was not computed from its "
+                                        "inputs or parameters, so it cannot be traced", i, b->name);
+    if (s)
+        for (int i = 0; i < n_out; i++) {
+            kn_tensor_unref(out[i]);
+            out[i] = NULL;
+        }
+    return s;
+}
+
 static kn_status cached_graph(kn_block *b, const signature *sig, int n_in, kn_tensor *const *in,
                               int n_out, kn_graph **out)
 {
