@@ -100,6 +100,23 @@ static void test_alloc_accounting(void)
     kn_free(a);
 }
 
+static void test_alloc_pool(void)
+{
+    size_t live = kn_alloc_live_bytes();
+    char *a = kn_alloc(1 << 20);
+    KT_NOTNULL(a);
+    a[0] = 1, a[(1 << 20) - 1] = 2;
+    kn_free(a);
+    KT_CHECK(kn_alloc_live_bytes() == live, "freed bytes leave the live count");
+    char *b = kn_alloc((1 << 20) - 1000); /* same size class: the pooled block comes back */
+    KT_CHECK(b == a, "large blocks are reused");
+    KT_CHECK(kn_alloc_live_bytes() == live + (1 << 20) - 1000, "live count is the requested size");
+    kn_free(b);
+    char *c = kn_alloc(100); /* small blocks are never pooled */
+    KT_CHECK(((uintptr_t)c & 63) == 0, "aligned");
+    kn_free(c);
+}
+
 static int hook_calls;
 static void *counting_alloc(size_t size, size_t align, void *user)
 {
@@ -122,6 +139,13 @@ static void test_alloc_hook(void)
     kn_free(p);
     kn_set_allocator(NULL);
     KT_CHECK(hook_calls == 2, "hook used for alloc and free (%d calls)", hook_calls);
+    /* a pooled block made by one hook is never freed through another */
+    kn_set_allocator(&a);
+    void *big = kn_alloc(1 << 20);
+    kn_free(big);
+    int before = hook_calls;
+    kn_set_allocator(NULL);
+    KT_CHECK(hook_calls == before + 1, "changing the hook drains the pool through the old hook");
 }
 
 typedef struct sum_ctx {
@@ -246,6 +270,7 @@ int main(void)
     KT_RUN(test_dtype_promotion);
     KT_RUN(test_alloc_accounting);
     KT_RUN(test_alloc_hook);
+    KT_RUN(test_alloc_pool);
     KT_RUN(test_parallel_for);
     KT_RUN(test_rng);
     KT_RUN(test_cpu_and_isa);

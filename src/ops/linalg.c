@@ -4,6 +4,7 @@
  * f32 and f64 in f64, each sum over k in ascending order. */
 #include "op.h"
 
+#include "../kernels/gemm.h"
 #include "../kernels/ref/gemm.h"
 
 /* ================================================================ matmul */
@@ -210,7 +211,88 @@ static kn_status matmul_ref(const kn_op_args *a)
     return s ? s : matmul_run(a->in[0], a->in[1], &g, a->out[0]);
 }
 
-static const kn_impl matmul_impls[] = {{"ref", KN_ISA_REF, NULL, matmul_ref}, {0}};
+/* ---- fast path: kn__gemm (f32 in f32, bf16 in bf16 with f32 sums). */
+/* Leading dim and transpose flag of a (rows, cols) matrix with strides
+ * (rs, cs), or false when neither direction is unit-stride. */
+static bool gemm_layout(int64_t rows, int64_t cols, int64_t rs, int64_t cs, bool *trans,
+                        int64_t *ld)
+{
+    if (cs == 1 || cols <= 1) {
+        *trans = false, *ld = rows > 1 ? rs : cols;
+        return rows <= 1 || rs >= 0;
+    }
+    if (rs == 1 || rows <= 1) {
+        *trans = true, *ld = cols > 1 ? cs : rows;
+        return cs >= 0;
+    }
+    return false;
+}
+
+static bool matmul_gemm_accepts(const kn_op_args *a)
+{
+    kn_dtype dt = a->in[0]->dtype;
+    if ((dt != KN_F32 && dt != KN_BF16) || a->in[1]->dtype != dt) return false;
+    mm_geom g;
+    kn_out_meta m;
+    if (mm_geometry(a->def->name, a->in[0], a->in[1], a->attrs, &g, &m)) return false;
+    bool t;
+    int64_t ld;
+    int ra = g.a.ndim - 2, rb = g.b.ndim - 2;
+    return gemm_layout(g.m, g.k, g.a.strides[ra], g.a.strides[ra + 1], &t, &ld) &&
+           gemm_layout(g.k, g.n, g.b.strides[rb], g.b.strides[rb + 1], &t, &ld);
+}
+
+static kn_status matmul_gemm(const kn_op_args *a)
+{
+    mm_geom g;
+    kn_out_meta m;
+    kn_status s = mm_geometry(a->def->name, a->in[0], a->in[1], a->attrs, &g, &m);
+    if (s) return s;
+    kn_tensor *y = a->out[0];
+    int64_t total = kn_tensor_numel(y);
+    if (total == 0) return KN_OK;
+    kn_dtype dt = y->dtype;
+    size_t es = kn_dtype_size(dt);
+    bool ta = false, tb = false;
+    int64_t lda = 0, ldb = 0;
+    int ra = g.a.ndim - 2, rb = g.b.ndim - 2;
+    gemm_layout(g.m, g.k, g.a.strides[ra], g.a.strides[ra + 1], &ta, &lda);
+    gemm_layout(g.k, g.n, g.b.strides[rb], g.b.strides[rb + 1], &tb, &ldb);
+    mm_plan p = {.nb = g.nb};
+    memcpy(p.batch, g.batch, sizeof(int64_t) * (size_t)g.nb);
+    set_batch_strides(&g.a, g.nb, g.batch, p.a_bstride);
+    set_batch_strides(&g.b, g.nb, g.batch, p.b_bstride);
+    /* Merge trailing batch dims into one strided batch; loop over the rest. */
+    int inner = g.nb; /* first batch dim of the merged suffix */
+    int64_t nbat = 1, sa = 0, sb = 0;
+    while (inner > 0) {
+        int d = inner - 1;
+        bool ok = nbat == 1 || (p.a_bstride[d] == sa * nbat && p.b_bstride[d] == sb * nbat);
+        if (!ok) break;
+        if (nbat == 1) sa = p.a_bstride[d], sb = p.b_bstride[d];
+        nbat *= p.batch[d];
+        inner = d;
+    }
+    int64_t outer = total / (nbat * g.m * g.n);
+    p.nb = inner; /* batch_offsets over the outer dims only */
+    const char *A = kn__tensor_ptr(a->in[0]), *B = kn__tensor_ptr(a->in[1]);
+    char *C = kn__tensor_ptr(y);
+    for (int64_t o = 0; o < outer && !s; o++) {
+        int64_t oa, ob;
+        batch_offsets(&p, o, &oa, &ob);
+        s = kn__gemm_batched(dt, ta, tb, g.m, g.n, g.k, A + (size_t)oa * es, dt, lda,
+                             B + (size_t)ob * es, dt, ldb, 0.0f,
+                             C + (size_t)(o * nbat * g.m * g.n) * es, dt, g.n, NULL, nbat, sa, sb,
+                             g.m * g.n);
+    }
+    return s;
+}
+
+static const kn_impl matmul_impls[] = {
+    {"gemm", KN_ISA_AVX2, matmul_gemm_accepts, matmul_gemm},
+    {"ref", KN_ISA_REF, NULL, matmul_ref},
+    {0},
+};
 
 /* The gradient of one operand, summed and reshaped to that operand's shape. */
 static kn_tensor *fit_to(kn_scratch *sc, kn_tensor *g, const kn_tensor *x, const mm_operand *o)

@@ -5,6 +5,10 @@
  * affine part. Dropout draws its mask from the global Philox stream. */
 #include "norm.h"
 
+#if KILN_X86
+#include "../kernels/norm_fast.h"
+#endif
+
 #include <math.h>
 
 /* ================================================================ normalize
@@ -154,7 +158,65 @@ static kn_status normalize_ref(const kn_op_args *a)
     return KN_OK;
 }
 
-static const kn_impl normalize_impls[] = {{"ref", KN_ISA_REF, NULL, normalize_ref}, {0}};
+#if KILN_X86
+/* ---- AVX-512 normalize (src/kernels/x86/avx512/norm.c): f32/bf16 input,
+ * reduced dims around the kept ones; anything else takes the reference. */
+static void normalize_job(const kn_op_args *a, kn_norm_job *j)
+{
+    const norm_attrs *at = a->attrs;
+    *j = (kn_norm_job){.x = a->in[0], .y = a->out[0], .eps = at->eps, .center = at->center};
+    axes_mask("normalize", &at->axes, a->in[0]->ndim, j->mask);
+    j->mean = (float *)kn__tensor_ptr(a->out[1]), j->rstd = (float *)kn__tensor_ptr(a->out[2]);
+}
+
+static bool normalize_avx512_accepts(const kn_op_args *a)
+{
+    kn_norm_job j;
+    if (a->out[1]->dtype != KN_F32) return false;
+    normalize_job(a, &j);
+    return kn__norm_avx512_accepts(&j);
+}
+
+static kn_status normalize_avx512(const kn_op_args *a)
+{
+    kn_norm_job j;
+    normalize_job(a, &j);
+    return kn__norm_avx512_run(&j);
+}
+
+/* Eager shortcut for the composites: when nothing needs recording, the
+ * normalization and the affine part (gamma, beta: f32 copies) run as one
+ * AVX-512 kernel. The composite stays the definition (autograd and tracing
+ * see it); *y stays NULL when the shortcut does not apply. */
+static kn_status fused_normalize(kn_norm_job *j, kn_tensor *x, kn_tensor *gamma, kn_tensor *beta,
+                                 kn_tensor **y)
+{
+    *y = NULL;
+    kn_tensor *ins[3] = {x, gamma, beta};
+    for (int i = 0; i < 3; i++) /* the fused kernel neither records nor traces */
+        if (ins[i] && ((kn__record_active() && ins[i]->requires_grad) || !ins[i]->storage)) return KN_OK;
+    if (kn_isa_max() < KN_ISA_AVX512 || (x->dtype != KN_F32 && x->dtype != KN_BF16)) return KN_OK;
+    int64_t n = gamma ? kn_tensor_numel(gamma) : beta ? kn_tensor_numel(beta) : 0;
+    float *buf = n ? kn_alloc(sizeof(float) * 2 * (size_t)n) : NULL;
+    kn_tensor *out = n && !buf ? NULL : kn__tensor_new(x->dtype, x->ndim, x->shape);
+    kn_status s = out ? KN_OK : kn_last_status();
+    if (!s && gamma) s = kn_tensor_copy_to(gamma, KN_F32, buf, sizeof(float) * (size_t)n);
+    if (!s && beta) s = kn_tensor_copy_to(beta, KN_F32, buf + n, sizeof(float) * (size_t)n);
+    j->x = x, j->y = out;
+    j->gamma = gamma ? buf : NULL, j->beta = beta ? buf + n : NULL;
+    if (!s && kn__norm_avx512_accepts(j) && !(s = kn__norm_avx512_run(j))) *y = out, out = NULL;
+    kn_tensor_unref(out);
+    kn_free(buf);
+    return s;
+}
+#endif
+
+static const kn_impl normalize_impls[] = {
+#if KILN_X86
+    {"avx512", KN_ISA_AVX512, normalize_avx512_accepts, normalize_avx512},
+#endif
+    {"ref", KN_ISA_REF, NULL, normalize_ref},
+    {0}};
 
 /* mean of t over the normalized axes, keepdim. */
 static kn_tensor *mean_r(kn_scratch *s, kn_tensor *t, const norm_attrs *at, double inv_n)
@@ -310,9 +372,17 @@ static kn_status last_axes_compose(const kn_op_args *a)
     for (int i = 0; i < n; i++)
         axes[i] = x->ndim - n + i;
     bool center = a->def == &kn_op_layer_norm;
+    kn_tensor *beta = a->n_in > 2 ? a->in[2] : NULL;
+#if KILN_X86
+    kn_norm_job j = {.eps = at->eps, .center = center, .affine = KN_NORM_AFFINE_INNER};
+    for (int d = 0; d < x->ndim; d++)
+        j.mask[d] = d >= x->ndim - n;
+    kn_status fs = fused_normalize(&j, x, a->in[1], beta, &a->out[0]);
+    if (fs || a->out[0]) return fs;
+#endif
     kn_status s = normalize(x, n, axes, at->eps, center, &y, NULL, NULL);
     if (s) return s;
-    a->out[0] = affine(y, a->in[1], a->n_in > 2 ? a->in[2] : NULL, 0, NULL);
+    a->out[0] = affine(y, a->in[1], beta, 0, NULL);
     return a->out[0] ? KN_OK : kn_last_status();
 }
 
@@ -533,14 +603,28 @@ static void running_update(kn_tensor *r, const kn_tensor *v, double momentum, do
 }
 
 /* Training: batch statistics; running stats get the unbiased variance. */
-static kn_status batch_train(const kn_op_args *a, kn_tensor **y)
+static kn_status batch_train(const kn_op_args *a, kn_tensor **y, bool *fused)
 {
     const norm_attrs *at = a->attrs;
     kn_tensor *x = a->in[0], *mean = NULL, *rstd = NULL;
     int cax = channel_axis(x, at->layout), axes[KN_MAX_DIMS], n = 0;
     for (int d = 0; d < x->ndim; d++)
         if (d != cax) axes[n++] = d;
-    kn_status s = normalize(x, n, axes, at->eps, true, y, &mean, &rstd);
+    kn_status s = KN_OK;
+#if KILN_X86 /* one pass with gamma/beta when nothing records (see fused_normalize) */
+    int64_t nc = x->shape[cax];
+    if (x->dtype != KN_F64 && (mean = kn_tensor_empty(KN_F32, 1, &nc)) &&
+        (rstd = kn_tensor_empty(KN_F32, 1, &nc))) {
+        kn_norm_job j = {.eps = at->eps, .center = true, .affine = KN_NORM_AFFINE_KEPT};
+        for (int d = 0; d < x->ndim; d++)
+            j.mask[d] = d != cax;
+        j.mean = (float *)kn__tensor_ptr(mean), j.rstd = (float *)kn__tensor_ptr(rstd);
+        s = fused_normalize(&j, x, a->in[1], a->in[2], y);
+        *fused = *y != NULL;
+    }
+    if (!*fused) kn_tensor_unref(mean), kn_tensor_unref(rstd), mean = rstd = NULL;
+#endif
+    if (!s && !*fused) s = normalize(x, n, axes, at->eps, true, y, &mean, &rstd);
     if (s || !a->in[3]) {
         kn_tensor_unref(mean), kn_tensor_unref(rstd);
         return s;
@@ -564,7 +648,8 @@ static kn_status batch_train(const kn_op_args *a, kn_tensor **y)
 }
 
 /* Inference: (x - running_mean) * (1 / sqrt(running_var + eps)), in f32/f64. */
-static kn_status batch_eval(const kn_op_args *a, const int64_t *pshape, kn_tensor **y)
+static kn_status batch_eval(const kn_op_args *a, const int64_t *pshape, kn_tensor **y,
+                            bool *fused)
 {
     const norm_attrs *at = a->attrs;
     kn_tensor *x = a->in[0], *rm = a->in[3], *rv = a->in[4];
@@ -585,6 +670,21 @@ static kn_status batch_eval(const kn_op_args *a, const int64_t *pshape, kn_tenso
         kn__store(sd, kn__tensor_ptr(m) + i * (int64_t)es, mv);
         kn__store(sd, kn__tensor_ptr(k) + i * (int64_t)es, 1.0 / sqrt(vv + at->eps));
     }
+#if KILN_X86 /* one pass with gamma/beta when nothing records (see fused_normalize) */
+    if (sd == KN_F32) {
+        kn_norm_job j = {.in_mean = (const float *)kn__tensor_ptr(m),
+                         .in_rstd = (const float *)kn__tensor_ptr(k),
+                         .affine = KN_NORM_AFFINE_KEPT};
+        for (int d = 0; d < x->ndim; d++)
+            j.mask[d] = d != channel_axis(x, at->layout);
+        kn_status s = fused_normalize(&j, x, a->in[1], a->in[2], y);
+        *fused = *y != NULL;
+        if (s || *fused) {
+            kn_tensor_unref(m), kn_tensor_unref(k);
+            return s;
+        }
+    }
+#endif
     kn_tensor *d = kn_sub(x, m);
     *y = d ? kn_mul(d, k) : NULL;
     kn_tensor_unref(d), kn_tensor_unref(m), kn_tensor_unref(k);
@@ -605,9 +705,10 @@ static kn_status batch_compose(const kn_op_args *a)
         pshape[nd - 1] = x->shape[cax];
     else
         pshape[0] = x->shape[cax];
-    s = at->training ? batch_train(a, &y) : batch_eval(a, pshape, &y);
+    bool fused = false;
+    s = at->training ? batch_train(a, &y, &fused) : batch_eval(a, pshape, &y, &fused);
     if (s) return s;
-    y = affine(y, a->in[1], a->in[2], nd, pshape);
+    if (!fused) y = affine(y, a->in[1], a->in[2], nd, pshape);
     if (y && y->dtype != x->dtype) {
         kn_tensor *c = kn_cast(y, x->dtype);
         kn_tensor_unref(y);
@@ -725,7 +826,26 @@ static kn_status softmax_ref(const kn_op_args *a)
     return KN_OK;
 }
 
-static const kn_impl softmax_impls[] = {{"ref", KN_ISA_REF, NULL, softmax_ref}, {0}};
+#if KILN_X86 /* AVX-512 softmax (src/kernels/x86/avx512/norm_softmax.c): f32/bf16 */
+static bool softmax_avx512_accepts(const kn_op_args *a)
+{
+    return kn__softmax_avx512_accepts(a->in[0], (int)((const softmax_attrs *)a->attrs)->axis);
+}
+
+static kn_status softmax_avx512(const kn_op_args *a)
+{
+    kn__softmax_avx512_run(a->in[0], a->out[0], (int)((const softmax_attrs *)a->attrs)->axis,
+                           a->def == &kn_op_log_softmax);
+    return KN_OK;
+}
+#endif
+
+static const kn_impl softmax_impls[] = {
+#if KILN_X86
+    {"avx512", KN_ISA_AVX512, softmax_avx512_accepts, softmax_avx512},
+#endif
+    {"ref", KN_ISA_REF, NULL, softmax_ref},
+    {0}};
 
 static kn_tensor *sum_axis(kn_scratch *s, kn_tensor *t, const softmax_attrs *at)
 {

@@ -6,6 +6,10 @@
  * the largest tap and scatter back through max_pool_grad. */
 #include "pool.h"
 
+#if KILN_X86
+#include "../kernels/pool_fast.h"
+#endif
+
 #include <math.h>
 
 enum {
@@ -453,7 +457,61 @@ static kn_status pool_ref(const kn_op_args *a)
     return KN_OK;
 }
 
-static const kn_impl pool_impls[] = {{"ref", KN_ISA_REF, NULL, pool_ref}, {0}};
+#if KILN_X86
+/* ---- AVX-512 2-D max/avg pooling and max_pool_grad (src/kernels/x86/avx512/pool.c) */
+static bool pool2d_job(const kn_op_args *a, int kind, kn_pool2d_job *j)
+{
+    const pool_attrs *at = a->attrs;
+    if ((kind != K_MAX && kind != K_AVG) || a->in[0]->ndim != 4) return false;
+    *j = (kn_pool2d_job){.x = a->in[0],
+                         .gy = a->n_in > 1 ? a->in[1] : NULL,
+                         .y = a->out[0],
+                         .nhwc = at->layout == KN_LAYOUT_NHWC,
+                         .is_max = kind == K_MAX,
+                         .include_pad = at->count_include_pad};
+    for (int d = 0; d < 2; d++) {
+        j->k[d] = at->kernel.v[d], j->s[d] = at->stride.v[d] ? at->stride.v[d] : at->kernel.v[d];
+        j->pb[d] = at->pad_begin.v[d], j->pe[d] = at->pad_end.v[d];
+    }
+    return true;
+}
+
+static bool pool_avx512_accepts(const kn_op_args *a)
+{
+    kn_pool2d_job j;
+    return pool2d_job(a, op_kind(a->def, a->attrs), &j) && kn__pool2d_avx512_accepts(&j);
+}
+
+static kn_status pool_avx512(const kn_op_args *a)
+{
+    kn_pool2d_job j;
+    pool2d_job(a, op_kind(a->def, a->attrs), &j);
+    kn__pool2d_avx512_run(&j);
+    return KN_OK;
+}
+
+static bool max_pool_grad_avx512_accepts(const kn_op_args *a)
+{
+    kn_pool2d_job j;
+    return pool2d_job(a, (int)((const pool_attrs *)a->attrs)->kind, &j) &&
+           kn__maxpool2d_grad_avx512_accepts(&j);
+}
+
+static kn_status max_pool_grad_avx512(const kn_op_args *a)
+{
+    kn_pool2d_job j;
+    pool2d_job(a, K_MAX, &j);
+    kn__maxpool2d_grad_avx512_run(&j);
+    return KN_OK;
+}
+#endif
+
+static const kn_impl pool_impls[] = {
+#if KILN_X86
+    {"avx512", KN_ISA_AVX512, pool_avx512_accepts, pool_avx512},
+#endif
+    {"ref", KN_ISA_REF, NULL, pool_ref},
+    {0}};
 
 /* ---- gradient ops: inputs (x, grad_y), output grad_x shaped like x */
 static kn_status grad_infer(const kn_op_args *a, kn_out_meta *out)
@@ -599,7 +657,12 @@ static kn_status max_pool_grad_ref(const kn_op_args *a)
 }
 
 static const kn_impl resample_grad_impls[] = {{"ref", KN_ISA_REF, NULL, resample_grad_ref}, {0}};
-static const kn_impl max_pool_grad_impls[] = {{"ref", KN_ISA_REF, NULL, max_pool_grad_ref}, {0}};
+static const kn_impl max_pool_grad_impls[] = {
+#if KILN_X86
+    {"avx512", KN_ISA_AVX512, max_pool_grad_avx512_accepts, max_pool_grad_avx512},
+#endif
+    {"ref", KN_ISA_REF, NULL, max_pool_grad_ref},
+    {0}};
 
 /* ------------------------------------------------------------ gradients */
 static const kn_op_def *forward_def(int kind)
