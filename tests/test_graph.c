@@ -6,6 +6,7 @@
 #include "harness.h"
 
 #include "graph/graph.h"
+#include "ops/fused.h"
 
 #include <stdlib.h>
 
@@ -462,12 +463,14 @@ static void test_memory_plan(void)
     check_plan(res, 4, xr, "resnet block");
     kn_block_free(mlp), kn_block_free(res);
     /* the verifier catches two live values sharing bytes */
+    setenv("KILN_DISABLE_PASSES", "fuse", 1);
     kn_graph *g = kn_graph_new();
     int64_t s[1] = {64};
     kn_tensor *x = kn_graph_input(g, "x", KN_F32, 1, s);
     kn_tensor *a = kn_exp(x), *b = kn_sin(x), *c = kn_add(a, b), *d = kn_relu(c);
     kn_graph_output(g, d);
     KT_OK(kn_graph_compile(g, KN_GRAPH_INFERENCE));
+    unsetenv("KILN_DISABLE_PASSES");
     KT_OK(kn__memplan_verify(g, g->plan));
     int32_t va = a->trace_value, vb = b->trace_value;
     KT_CHECK(g->plan->offset[va] >= 0 && g->plan->offset[vb] >= 0, "exp and sin planned");
@@ -541,8 +544,64 @@ static void test_training_graph(void)
     kn_block_free(mlp), kn_block_free(res);
 }
 
+static void test_elementwise_fusion(void)
+{
+    kn_graph *g = kn_graph_new();
+    int64_t s[2] = {3, 5}, r[1] = {5};
+    kn_tensor *x = kn_graph_input(g, "x", KN_F32, 2, s), *b = kn_graph_input(g, "b", KN_F32, 1, r);
+    kn_scratch k = {0};
+    /* y = sigmoid(x * 2 + b) * x - leaky_relu(x): one group, inputs x, b and the constant */
+    kn_tensor *t = kn__keep(&k, kn_mul_scalar(x, 2));
+    t = kn__keep(&k, kn_add(t, b));
+    t = kn__keep(&k, kn_sigmoid(t));
+    t = kn__keep(&k, kn_mul(t, x));
+    kn_tensor *l = kn__keep(&k, kn_leaky_relu(x, 0.1));
+    kn_tensor *y = kn__keep(&k, kn_sub(t, l));
+    KT_OK(kn_graph_output(g, y));
+    kn_tensor *xv = randn(2, s, 1, 41), *bv = randn(1, r, 1, 42), *in[2] = {xv, bv};
+    kn_tensor *plain = NULL, *fused = NULL;
+    setenv("KILN_DISABLE_PASSES", "fuse", 1);
+    KT_OK(kn_graph_compile(g, KN_GRAPH_INFERENCE));
+    unsetenv("KILN_DISABLE_PASSES");
+    int before = kn_graph_num_nodes(g);
+    KT_OK(kn_graph_run(g, 2, in, 1, &plain));
+    KT_OK(kn_graph_compile(g, KN_GRAPH_INFERENCE));
+    KT_CHECK(kn_graph_num_nodes(g) < before && count_op(g, "fused_elementwise") >= 1,
+             "fused: %d nodes -> %d", before, kn_graph_num_nodes(g));
+    KT_OK(kn_graph_run(g, 2, in, 1, &fused));
+    KT_CHECK(max_rel_diff(fused, plain) < 1e-6, "fused == unfused (%g)", max_rel_diff(fused, plain));
+    kt_mark("fused_elementwise", KT_FWD);
+    KT_CHECK(!kn_op_has_grad(kn_op_find("fused_elementwise")), "inference only: no gradient");
+    kt_mark("fused_elementwise", KT_GRAD);
+    /* a bad program is an error from infer, not a crash */
+    kn_fused_attrs at = {.registry = kn__registry_fingerprint(), .n_steps = 1};
+    at.steps[0].op = 0x7fff;
+    kn_tensor *ins[1] = {xv};
+    kt_expect_fail("fused_elementwise", kn__op_call1(&kn_op_fused_elementwise, 1, ins, &at), "not a fusable");
+    at.steps[0] = (kn_fused_step){.op = 0, .a = 0, .b = 5};
+    for (int i = 0; i < kn_op_count(); i++)
+        if (kn_op_at(i) == kn_op_find("add")) at.steps[0].op = i;
+    kt_expect_fail("fused_elementwise", kn__op_call1(&kn_op_fused_elementwise, 1, ins, &at), "operand 5");
+    at.steps[0].b = 0;
+    at.registry ^= 1;
+    kt_expect_fail("fused_elementwise", kn__op_call1(&kn_op_fused_elementwise, 1, ins, &at), "other ops");
+    at.registry ^= 1;
+    kn_tensor *i64 = kn_tensor_zeros(KN_I64, 2, s), *ins2[1] = {i64};
+    kt_expect_fail("fused_elementwise", kn__op_call1(&kn_op_fused_elementwise, 1, ins2, &at), "f32");
+    kn_tensor *ok = kn__op_call1(&kn_op_fused_elementwise, 1, ins, &at); /* x + x */
+    kn_tensor *twice = kn_add(xv, xv);
+    KT_CHECK(ok && max_rel_diff(ok, twice) == 0, "a hand-made program runs");
+    kn_tensor_unref(ok), kn_tensor_unref(twice), kn_tensor_unref(i64);
+    kn__scratch_free(&k);
+    kn_tensor *objs[] = {x, b, xv, bv, plain, fused};
+    for (int i = 0; i < 6; i++)
+        kn_tensor_unref(objs[i]);
+    kn_graph_free(g);
+}
+
 int main(void)
 {
+    KT_RUN(test_elementwise_fusion);
     KT_RUN(test_training_graph);
     KT_RUN(test_memory_plan);
     KT_RUN(test_mlp_inference_equal);

@@ -97,7 +97,7 @@ int32_t kn__graph_add_value(kn_graph *g, kn_value_kind kind, kn_dtype dt, int nd
     v->kind = kind;
     v->dtype = dt;
     v->ndim = ndim;
-    memcpy(v->shape, shape, sizeof(int64_t) * (size_t)ndim);
+    if (ndim > 0) memcpy(v->shape, shape, sizeof(int64_t) * (size_t)ndim);
     v->node = -1;
     g->compiled = false;
     return g->n_values++;

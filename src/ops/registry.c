@@ -159,12 +159,20 @@ static void unref_all(int n, kn_tensor **t)
     }
 }
 
+#if KILN_X86
+void kn__vzeroupper(void); /* src/kernels/x86/avx2/zeroupper.c */
+#endif
+
 kn_status kn__op_run_kernel(const kn_op_args *a)
 {
     kn_isa cap = kn_isa_max();
     for (const kn_impl *impl = a->def->impls; impl && impl->run; impl++) {
         if (impl->isa > cap || (impl->accepts && !impl->accepts(a))) continue;
-        return impl->run(a);
+        kn_status s = impl->run(a);
+#if KILN_X86
+        if (impl->isa > KN_ISA_REF) kn__vzeroupper();
+#endif
+        return s;
     }
     return kn__error(KN_ERR_UNSUPPORTED, "%s: no implementation accepts inputs of dtype %s",
                      a->def->name, a->n_in && a->in[0] ? kn_dtype_name(a->in[0]->dtype) : "-");
