@@ -98,6 +98,34 @@ static kn_status check_float_pair(const kn_op_args *a, int i, int j)
     return s;
 }
 
+/* 2·m·n·k per matrix product, times the broadcast batch. */
+static int64_t matmul_flops(const kn_op_args *a)
+{
+    static const mm_attrs plain = {false, false};
+    mm_geom g;
+    kn_out_meta out;
+    const kn_tensor *b = a->in[1];
+    if (mm_geometry(a->def->name, a->in[0], b, a->attrs ? a->attrs : &plain, &g, &out)) return 0;
+    int64_t batch = kn__shape_numel(g.nb, g.batch);
+    return 2 * batch * g.m * g.n * g.k;
+}
+
+/* x (..., in) · wᵀ (in, out): 2·rows·in·out, plus the bias. */
+static int64_t linear_flops(const kn_op_args *a)
+{
+    const kn_tensor *x = a->in[0], *w = a->in[1];
+    if (x->ndim < 1 || w->ndim != 2) return 0;
+    int64_t rows = kn_tensor_numel(x) / (x->shape[x->ndim - 1] ? x->shape[x->ndim - 1] : 1);
+    return rows * w->shape[0] * (2 * w->shape[1] + (a->in[2] ? 1 : 0));
+}
+
+/* addmm(c, a, b): the product a·b dominates. */
+static int64_t addmm_flops(const kn_op_args *a)
+{
+    const kn_tensor *x = a->in[1], *y = a->in[2];
+    return x->ndim == 2 && y->ndim == 2 ? 2 * x->shape[0] * x->shape[1] * y->shape[1] : 0;
+}
+
 static kn_status matmul_infer(const kn_op_args *a, kn_out_meta *out)
 {
     kn_status s = check_float_pair(a, 0, 1);
@@ -338,6 +366,7 @@ static kn_status matmul_grad(const kn_grad_args *g)
 
 const kn_op_def kn_op_matmul = {
     .name = "matmul",
+    .flops = matmul_flops,
     .n_in = 2,
     .n_out = 1,
     .attrs = mm_attr_schema,
@@ -405,6 +434,7 @@ static kn_status linear_compose(const kn_op_args *a)
 
 const kn_op_def kn_op_linear = {
     .name = "linear",
+    .flops = linear_flops,
     .n_in = 3,
     .n_out = 1,
     .optional_in = 1u << 2,
@@ -485,6 +515,7 @@ static kn_status addmm_compose(const kn_op_args *a)
 
 const kn_op_def kn_op_addmm = {
     .name = "addmm",
+    .flops = addmm_flops,
     .n_in = 3,
     .n_out = 1,
     .attrs = addmm_attr_schema,
