@@ -151,6 +151,7 @@ int main(int argc, char **argv)
     printf("graph_nodes %d\n", kn_graph_num_nodes(n.g));
     printf("intermediates_mb %.1f\narena_mb %.1f\narena_share %.1f%%\n", all / 1048576.0,
            n.g->plan->arena_bytes / 1048576.0, 100.0 * (double)n.g->plan->arena_bytes / (double)all);
+    if (getenv("KILN_PROFILE")) kn_graph_set_profiling(n.g, true);
     for (int i = 0; i <= iters; i++) {
         kn_tensor *y = NULL;
         double t0 = now_ms();
@@ -163,6 +164,7 @@ int main(int argc, char **argv)
     }
     qsort(t, (size_t)iters, sizeof t[0], cmp_double);
     printf("hybridized_ms %.2f\n", t[iters / 2]);
+    if (getenv("KILN_PROFILE")) kn_graph_print_profile(n.g, stdout);
     kn_graph_free(n.g);
     for (int i = 0; i < n.n_params; i++)
         kn_tensor_unref(n.params[i]);

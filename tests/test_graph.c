@@ -232,6 +232,8 @@ static void test_resnet_equal(void)
     KT_CHECK(max_rel_diff(hyb, eager) < 1e-5, "resnet block inference: hybridized ~ eager (%g)",
              max_rel_diff(hyb, eager));
     KT_CHECK(count_op(kn_block_graph(b), "batch_norm") == 0, "both batch norms folded");
+    KT_CHECK(count_op(kn_block_graph(b), "conv2d_fused") == 2, "conv+relu and conv+add+relu fused (%d)",
+             count_op(kn_block_graph(b), "conv2d_fused"));
     kn_tensor_unref(hyb);
     setenv("KILN_DISABLE_PASSES", "bnfold", 1);
     kn_block_hybridize(b, KN_HYBRIDIZE_OFF), kn_block_hybridize(b, KN_HYBRIDIZE_ON); /* retrace */
@@ -544,6 +546,43 @@ static void test_training_graph(void)
     kn_block_free(mlp), kn_block_free(res);
 }
 
+static void test_conv2d_fused_op(void)
+{
+    int64_t xs[4] = {2, 5, 7, 6}, ws[4] = {4, 5, 3, 3}, bs[1] = {4}, ys[4] = {2, 4, 4, 3};
+    kn_tensor *x = randn(4, xs, 1, 51), *w = randn(4, ws, 0.3, 52), *b = randn(1, bs, 0.1, 53);
+    kn_tensor *r = randn(4, ys, 1, 54);
+    kn_conv_params p = {.stride = {2, 2}, .pad_begin = {1, 1}, .pad_end = {1, 0}};
+    unsigned char attrs[512];
+    KT_CHECK(kn__conv_fused_attrs_size() <= sizeof attrs, "attrs fit");
+    for (int act = 0; act < 8; act++) {
+        memset(attrs, 0, sizeof attrs);
+        kn__conv_fused_attrs_set(attrs, &p, act);
+        kn_tensor *in[4] = {x, w, b, r};
+        kn_tensor *y = kn__op_call1(&kn_op_conv2d_fused, 4, in, attrs);
+        kn_tensor *c = kn_conv2d(x, w, b, &p), *s = kn_add(c, r);
+        kn_tensor *want = act == 0 ? kn_tensor_ref(s) : act == 1 ? kn_relu(s) : act == 2 ? kn_relu6(s)
+                          : act == 3 ? kn_gelu(s) : act == 4 ? kn_gelu_tanh(s) : act == 5 ? kn_silu(s)
+                          : act == 6 ? kn_sigmoid(s) : kn_tanh(s);
+        KT_CHECK(y && max_rel_diff(y, want) < 2e-5, "act %d: fused == separate ops (%g)", act,
+                 y ? max_rel_diff(y, want) : -1.0);
+        kn_tensor_unref(y), kn_tensor_unref(c), kn_tensor_unref(s), kn_tensor_unref(want);
+    }
+    kt_mark("conv2d_fused", KT_FWD);
+    KT_CHECK(!kn_op_has_grad(&kn_op_conv2d_fused), "inference only");
+    kt_mark("conv2d_fused", KT_GRAD);
+    kn__conv_fused_attrs_set(attrs, &p, 99);
+    kn_tensor *in[4] = {x, w, b, r};
+    kt_expect_fail("conv2d_fused", kn__op_call1(&kn_op_conv2d_fused, 4, in, attrs), "act 99");
+    kn__conv_fused_attrs_set(attrs, &p, 1);
+    kn_tensor *in2[4] = {x, w, r, NULL};
+    kt_expect_fail("conv2d_fused", kn__op_call1(&kn_op_conv2d_fused, 4, in2, attrs), "bias");
+    kn_tensor *in3[4] = {x, w, NULL, x};
+    kt_expect_fail("conv2d_fused", kn__op_call1(&kn_op_conv2d_fused, 4, in3, attrs), "residual");
+    kn_tensor *in4[4] = {r, w, NULL, NULL}; /* 4 channels into a 5-channel weight */
+    kt_expect_fail("conv2d_fused", kn__op_call1(&kn_op_conv2d_fused, 4, in4, attrs), "conv2d");
+    kn_tensor_unref(x), kn_tensor_unref(w), kn_tensor_unref(b), kn_tensor_unref(r);
+}
+
 static void test_elementwise_fusion(void)
 {
     kn_graph *g = kn_graph_new();
@@ -601,6 +640,7 @@ static void test_elementwise_fusion(void)
 
 int main(void)
 {
+    KT_RUN(test_conv2d_fused_op);
     KT_RUN(test_elementwise_fusion);
     KT_RUN(test_training_graph);
     KT_RUN(test_memory_plan);

@@ -5,6 +5,8 @@
  * (C_out, C_in/groups, k...). f16/bf16 compute in f32. */
 #include "op.h"
 
+#include "../kernels/conv_fast.h"
+
 #include <limits.h>
 
 /* ------------------------------------------------------------- attributes */
@@ -42,12 +44,7 @@ typedef struct conv_info {
 /* ---------------------------------------------------------------- geometry */
 /* A problem in conv orientation: x (N, C_in, in...) -> y (N, C_out, out...).
  * Spatial arrays have 3 entries; the first 3 - nsp are size-1 dims. */
-typedef struct geom {
-    int nsp;
-    bool nhwc;
-    int64_t n, cin, cout, groups;
-    int64_t in[3], out[3], k[3], s[3], d[3], pb[3], pe[3];
-} geom;
+typedef kn_conv_geom geom; /* shared with the fast paths (conv_fast.h) */
 
 static const char *dims_name(int nsp, bool nhwc)
 {
@@ -711,7 +708,104 @@ static kn_status conv_ref(const kn_op_args *a)
     return s;
 }
 
-static const kn_impl conv_impls[] = {{"ref", KN_ISA_REF, NULL, conv_ref}, {0}};
+/* ------------------------------------------------------------ fast paths */
+/* The GEMM and depthwise paths of src/kernels/conv_fast.c for f32 and bf16
+ * (bf16 tensors compute in bf16 with f32 sums); everything else runs ref. */
+static kn_conv_act fast_act(const kn_tensor *t, const geom *g)
+{
+    act a = act_of(t, g);
+    return (kn_conv_act){a.p, t->dtype, a.sn, a.sc, {a.ss[0], a.ss[1], a.ss[2]}};
+}
+
+static kn_conv_wgt fast_wgt(const kn_tensor *t, const geom *g)
+{
+    wgt w = wgt_of(t, g);
+    return (kn_conv_wgt){w.p, t->dtype, w.s0, w.s1, {w.sk[0], w.sk[1], w.sk[2]}};
+}
+
+static bool fast_accepts(const kn_op_args *a)
+{
+    kn_dtype dt = a->in[0]->dtype;
+    return kn__conv_fast_dtypes(dt, a->in[1]->dtype, a->out[0]->dtype) &&
+           kn_tensor_numel(a->out[0]) > 0;
+}
+
+/* Depthwise forward with activations the AVX-512 kernel takes. */
+static bool dw_accepts(const kn_op_args *a)
+{
+    const conv_info *info = a->def->data;
+    geom g;
+    if (info->kind != K_CONV || !fast_accepts(a)) return false;
+    if (op_geometry(a->def, a->attrs, a->in, &g)) return false;
+    kn_conv_act x = fast_act(a->in[0], &g), y = fast_act(a->out[0], &g);
+    return kn__conv_is_depthwise(&g) && (g.nhwc ? x.sc == 1 && y.sc == 1 : y.ss[2] == 1);
+}
+
+/* A bias (C) as f32 values: the tensor's own data when it is contiguous f32,
+ * else a converted copy in *buf (kn_free it). */
+static kn_status bias_f32(const kn_tensor *b, float **buf, const float **out)
+{
+    *buf = NULL, *out = NULL;
+    if (!b) return KN_OK;
+    if (b->dtype == KN_F32 && b->strides[0] == 1) {
+        *out = (const float *)kn__tensor_ptr(b);
+        return KN_OK;
+    }
+    if (!(*buf = kn_alloc(sizeof(float) * (size_t)(b->shape[0] + 1)))) return kn_last_status();
+    for (int64_t i = 0; i < b->shape[0]; i++)
+        (*buf)[i] = (float)kn__load(b->dtype, kn__tensor_ptr(b) + i * b->strides[0] *
+                                                                 (int64_t)kn_dtype_size(b->dtype));
+    *out = *buf;
+    return KN_OK;
+}
+
+static kn_status conv_fast_run(const kn_op_args *a, bool allow_dw)
+{
+    const conv_info *info = a->def->data;
+    geom g;
+    kn_status s = op_geometry(a->def, a->attrs, a->in, &g);
+    if (s) return s;
+    kn_dtype compute = a->in[0]->dtype == KN_BF16 ? KN_BF16 : KN_F32;
+    kn_conv_wgt w;
+    kn_conv_act x, y;
+    float *buf = NULL;
+    const float *bias = NULL;
+    switch (info->kind) {
+    case K_CONV:
+        x = fast_act(a->in[0], &g), w = fast_wgt(a->in[1], &g), y = fast_act(a->out[0], &g);
+        if ((s = bias_f32(a->in[2], &buf, &bias))) return s;
+        s = kn__conv_fwd(&g, &x, &w, &y, compute, bias ? &(kn_epilogue){.bias = bias} : NULL,
+                         allow_dw);
+        break;
+    case K_TRANSPOSE:
+    case K_GRAD_INPUT:
+        y = fast_act(a->in[0], &g), w = fast_wgt(a->in[1], &g), x = fast_act(a->out[0], &g);
+        if (info->kind == K_TRANSPOSE && (s = bias_f32(a->in[2], &buf, &bias))) return s;
+        s = kn__conv_bwd_data(&g, &y, &w, &x, compute, bias, KN_F32);
+        break;
+    case K_GRAD_WEIGHT:
+        x = fast_act(a->in[0], &g), y = fast_act(a->in[1], &g), w = fast_wgt(a->out[0], &g);
+        s = kn__conv_bwd_weight(&g, &x, &y, &w, compute);
+        break;
+    }
+    kn_free(buf);
+    return s;
+}
+
+static kn_status conv_dw_run(const kn_op_args *a)
+{
+    return conv_fast_run(a, true);
+}
+
+static kn_status conv_gemm_run(const kn_op_args *a)
+{
+    return conv_fast_run(a, false);
+}
+
+static const kn_impl conv_impls[] = {{"avx512_depthwise", KN_ISA_AVX512, dw_accepts, conv_dw_run},
+                                     {"gemm", KN_ISA_AVX2, fast_accepts, conv_gemm_run},
+                                     {"ref", KN_ISA_REF, NULL, conv_ref},
+                                     {0}};
 
 /* -------------------------------------------------------------- gradients */
 /* Declared here too, so this file compiles before its ops.def lines exist. */
@@ -877,4 +971,74 @@ kn_tensor *kn_conv3d(kn_tensor *x, kn_tensor *w, kn_tensor *bias, const kn_conv_
 kn_tensor *kn_conv_transpose2d(kn_tensor *x, kn_tensor *w, kn_tensor *bias, const kn_conv_params *p)
 {
     return conv_call(&kn_op_conv_transpose2d, 2, x, w, bias, p);
+}
+
+/* ------------------------------------------------ fused entry (graph layer) */
+/* The per-channel epilogue over a contiguous y, in portable code, for the
+ * problems the fast paths do not take (ref ISA cap, f16, f64). */
+static void epilogue_ref(const geom *g, kn_tensor *y, const kn_epilogue *ep)
+{
+    int64_t n = kn_tensor_numel(y), S = g->out[0] * g->out[1] * g->out[2];
+    size_t es = kn_dtype_size(y->dtype), res_es = kn_dtype_size(ep->residual_dtype);
+    char *p = kn__tensor_ptr(y);
+    for (int64_t i = 0; i < n; i++) {
+        int64_t c = g->nhwc ? i % g->cout : i / S % g->cout;
+        float v = (float)kn__load(y->dtype, p + i * (int64_t)es);
+        if (ep->bias) v += ep->bias[c];
+        if (ep->scale || ep->shift)
+            v = v * (ep->scale ? ep->scale[c] : 1.0f) + (ep->shift ? ep->shift[c] : 0.0f);
+        if (ep->residual)
+            v += (float)kn__load(ep->residual_dtype, (const char *)ep->residual + i * (int64_t)res_es);
+        kn__store(y->dtype, p + i * (int64_t)es, kn__act_ref(ep->act, v));
+    }
+}
+
+kn_tensor *kn__conv2d_fused(kn_tensor *x, kn_tensor *w, const kn_conv_params *p,
+                            const kn_epilogue *ep, kn_dtype compute, kn_tensor *out)
+{
+    static const char *who = "conv2d_fused";
+    if (!x || !w || !x->storage || !w->storage)
+        return kn__error_null(KN_ERR_ARG, "%s: x and w must be tensors with data", who);
+    if (compute != KN_F32 && compute != KN_BF16)
+        return kn__error_null(KN_ERR_ARG, "%s: compute dtype must be f32 or bf16", who);
+    conv_attrs at;
+    to_attrs(p, 2, &at);
+    kn_tensor *in[3] = {x, w, NULL}, *y = NULL;
+    kn_op_args a = {.def = &kn_op_conv2d, .in = in, .n_in = 3, .attrs = &at, .n_out = 1};
+    kn_out_meta meta;
+    geom g;
+    kn_status s = conv_infer(&a, &meta);
+    if (!s) s = op_geometry(a.def, &at, in, &g);
+    if (s) return NULL;
+    if (ep && ep->residual && ep->residual_dtype != KN_F32 && ep->residual_dtype != KN_BF16)
+        return kn__error_null(KN_ERR_ARG, "%s: residual dtype must be f32 or bf16", who);
+    if (out) {
+        int64_t st[KN_MAX_DIMS];
+        kn__contiguous_strides(meta.ndim, meta.shape, st);
+        if (out->dtype != meta.dtype || out->ndim != meta.ndim || !out->storage ||
+            memcmp(out->shape, meta.shape, sizeof(int64_t) * (size_t)meta.ndim) ||
+            memcmp(out->strides, st, sizeof(int64_t) * (size_t)meta.ndim))
+            return kn__error_null(KN_ERR_ARG, "%s: out must be a contiguous %s tensor of shape %s",
+                                  who, kn_dtype_name(meta.dtype),
+                                  kn__shape_str(meta.ndim, meta.shape, (char[96]){0}, 96));
+        y = kn_tensor_ref(out);
+    } else if (!(y = kn__tensor_new(meta.dtype, meta.ndim, meta.shape))) {
+        return NULL;
+    }
+    a.out = &y;
+    if (kn_tensor_numel(y) == 0) return y;
+    if (kn_isa_max() >= KN_ISA_AVX2 && kn__conv_fast_dtypes(x->dtype, w->dtype, y->dtype)) {
+        kn_conv_act xa = fast_act(x, &g), ya = fast_act(y, &g);
+        kn_conv_wgt wa = fast_wgt(w, &g);
+        s = kn__conv_fwd(&g, &xa, &wa, &ya, compute, ep, true);
+    } else {
+        s = conv_ref(&a);
+        if (!s && ep) epilogue_ref(&g, y, ep);
+    }
+    if (s) {
+        kn_tensor_unref(y);
+        return NULL;
+    }
+    kn__bump_version(y);
+    return y;
 }

@@ -156,6 +156,10 @@ void kn__set_trace_hook(kn__trace_fn fn);
  * kiln.h; "" and 0 when unknown). */
 void kn__call_site(const char **file, int *line);
 
+/* conv2d_fused's attrs (src/ops/conv_fused.c), for the fusion pass. */
+size_t kn__conv_fused_attrs_size(void);
+void kn__conv_fused_attrs_set(void *attrs, const kn_conv_params *p, int64_t act);
+
 /* Helpers shared by op families. */
 /* Sums g over broadcast dims so that it has the given shape. */
 kn_tensor *kn__sum_to_shape(kn_tensor *g, int ndim, const int64_t *shape);

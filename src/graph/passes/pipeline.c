@@ -11,6 +11,7 @@ static const struct {
 } passes[] = {
     {"infer", kn__pass_infer}, {"dce", kn__pass_dce},   {"cse", kn__pass_cse},
     {"fold", kn__pass_fold},   {"inference", kn__pass_inference}, {"bnfold", kn__pass_bnfold},
+    {"convfuse", kn__pass_convfuse},
     {"fuse", kn__pass_fuse},
 };
 

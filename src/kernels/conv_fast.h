@@ -1,0 +1,91 @@
+/* conv_fast.h — fast convolution paths behind src/ops/conv.c's impl entries:
+ * GEMM-based forward (1×1 as a plain GEMM, k×k through im2col in tiles that
+ * fit L2), backward data and weight gradients as GEMMs, and the AVX-512
+ * depthwise kernels. Relies on src/kernels/gemm.h and src/base. */
+#ifndef KILN_KERNELS_CONV_FAST_H
+#define KILN_KERNELS_CONV_FAST_H
+
+#include "../base/base.h"
+#include "gemm.h"
+
+/* A problem in conv orientation: x (N, C_in, in...) -> y (N, C_out, out...),
+ * weights (C_out, C_in/groups, k...). Spatial arrays have 3 entries; the
+ * first 3 - nsp are size-1 dims (so 1-d and 2-d problems are 3-d ones).
+ * This is the struct conv.c resolves every op into. */
+typedef struct kn_conv_geom {
+    int nsp;
+    bool nhwc;
+    int64_t n, cin, cout, groups;
+    int64_t in[3], out[3], k[3], s[3], d[3], pb[3], pe[3];
+} kn_conv_geom;
+
+/* An activation operand (x, y, dx or dy): base pointer, dtype and element
+ * strides of N, C and the three (padded) spatial dims — any layout. */
+typedef struct kn_conv_act {
+    char *p;
+    kn_dtype dt;
+    int64_t sn, sc, ss[3];
+} kn_conv_act;
+
+/* A weight operand (C_out, C_in/groups, k...): pointer, dtype, strides. */
+typedef struct kn_conv_wgt {
+    char *p;
+    kn_dtype dt;
+    int64_t s0, s1, sk[3];
+} kn_conv_wgt;
+
+/* True when the fast paths handle these dtypes (f32 or bf16 activations and
+ * weights; the output has the activations' dtype). */
+bool kn__conv_fast_dtypes(kn_dtype x, kn_dtype w, kn_dtype y);
+/* True for a depthwise problem (C_in/groups == 1 and C_out/groups == 1)
+ * with 2-d-or-less spatial dims that the AVX-512 depthwise kernel takes. */
+bool kn__conv_is_depthwise(const kn_conv_geom *g);
+
+/* Forward: y = conv(x, w), then the epilogue per output channel: bias,
+ * scale/shift, residual (a tensor of y's shape, dtype ep->residual_dtype,
+ * with y's element strides; ep->ldr is ignored), activation. ep may be NULL.
+ * compute is KN_F32 or KN_BF16 (operands rounded to bf16, f32 sums).
+ * Depthwise problems go to the AVX-512 kernel when allow_dw and the ISA has
+ * it, everything else through kn__gemm. Every output element is computed by
+ * one fixed sequence of operations whatever the thread count. */
+kn_status kn__conv_fwd(const kn_conv_geom *g, const kn_conv_act *x, const kn_conv_wgt *w,
+                       const kn_conv_act *y, kn_dtype compute, const kn_epilogue *ep,
+                       bool allow_dw);
+
+/* Data gradient (the transposed convolution): dx = conv_transposeᵀ(dy, w),
+ * plus bias[c] per input channel when bias != NULL (conv_transpose). */
+kn_status kn__conv_bwd_data(const kn_conv_geom *g, const kn_conv_act *dy, const kn_conv_wgt *w,
+                            const kn_conv_act *dx, kn_dtype compute, const void *bias,
+                            kn_dtype bias_dt);
+
+/* Weight gradient: dw (C_out, C_in/groups, k...) = sum over n and output
+ * positions of dy · x, accumulated in f32 in a fixed order. */
+kn_status kn__conv_bwd_weight(const kn_conv_geom *g, const kn_conv_act *x, const kn_conv_act *dy,
+                              const kn_conv_wgt *dw, kn_dtype compute);
+
+/* Fused entry for the graph layer: y = epilogue(conv2d(x, w)) with the
+ * geometry of kn_conv2d(x, w, NULL, p). bias, scale, shift have C_out f32
+ * values; the residual has y's shape and layout (contiguous) in
+ * ep->residual_dtype. out: a contiguous tensor of y's shape and x's dtype
+ * to write into, or NULL to allocate one. compute: KN_F32 or KN_BF16.
+ * Returns y (a new reference) or NULL with an error. Defined in conv.c. */
+kn_tensor *kn__conv2d_fused(kn_tensor *x, kn_tensor *w, const kn_conv_params *p,
+                            const kn_epilogue *ep, kn_dtype compute, kn_tensor *out);
+
+/* ---- ISA kernels (src/kernels/x86/avx512/conv_dw.c) */
+#if KILN_X86
+/* Depthwise NHWC, f32 or bf16 activations, f32 weights packed as
+ * wp[(kh*kW + kw)*C + c]: output rows r in [r0, r1) of (N*OH) — each row is
+ * all OW pixels × all C channels — with the per-channel epilogue. */
+void kn__conv_dw_nhwc_avx512(const kn_conv_geom *g, const kn_conv_act *x, const float *wp,
+                             const kn_conv_act *y, const kn_epilogue *ep, int64_t r0, int64_t r1);
+/* Depthwise NCHW: planes p in [p0, p1) of (N*C), each the whole OH×OW
+ * output of one channel; weights packed wp[c*kH*kW + kh*kW + kw]. `scratch`
+ * holds kn__conv_dw_nchw_scratch(g) floats. */
+void kn__conv_dw_nchw_avx512(const kn_conv_geom *g, const kn_conv_act *x, const float *wp,
+                             const kn_conv_act *y, const kn_epilogue *ep, int64_t p0, int64_t p1,
+                             float *scratch);
+#endif
+int64_t kn__conv_dw_nchw_scratch(const kn_conv_geom *g);
+
+#endif
