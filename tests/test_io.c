@@ -274,17 +274,18 @@ static void test_graph_corrupt(void)
     } cases[] = {
         {"\"version\":1", "\"version\":99", "version 99"},
         {"kiln-graph", "other", "not a kiln graph"},
-        {"\"op\":\"relu\"", "\"op\":\"frobnicate\"", "unknown op 'frobnicate'"},
+        {"\"op\":\"flatten\"", "\"op\":\"frobnicate\"", "unknown op 'frobnicate'"},
         {"\"inputs\":[", "\"inputs\":[9999,", "does not exist"},
         {"\"kind\":\"param\"", "\"kind\":\"weird\"", "kind"},
         {"\"dtype\":\"f32\"", "\"dtype\":\"f99\"", "dtype"},
         {"\"shape\":[", "\"shape\":[-1,", "shape"},
         {"\"raw\":\"", "\"raw\":\"zz", "hex"},
         {"\"name\":\"conv.w\"", "\"name\":\"nope\"", "not in the safetensors"},
-        {"\"op\":\"relu\"", "\"op\":\"sigmoid\",\"op2\":\"x\"", NULL}, /* still valid */
+        {"\"op\":\"flatten\"", "\"op\":\"flatten\",\"extra\":\"x\"", NULL}, /* still valid */
         {"{\"format\"", "[{\"format\"", "at byte"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        KT_CHECK(strstr(text, cases[i].from) != NULL, "case %zu: '%s' is in the file", i, cases[i].from);
         write_edited(bad, text, cases[i].from, cases[i].to);
         kn_graph *g = kn_graph_load(bad, st);
         if (!cases[i].needle) {
