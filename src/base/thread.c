@@ -27,7 +27,7 @@ static struct {
     pthread_t threads[MAX_THREADS];
     int n_workers; /* threads started (n_threads - 1) */
     int n_threads; /* 0 until first use */
-    uint64_t generation;
+    _Atomic uint64_t generation; /* written under lock, also read by spinning workers */
     job *current;
     int busy; /* workers inside the current job */
     bool stopping;
@@ -37,6 +37,23 @@ static struct {
           .submit = PTHREAD_MUTEX_INITIALIZER};
 
 static _Thread_local bool in_parallel;
+
+/* A worker polls for new work this many times before sleeping: waking a
+ * sleeping thread costs tens of microseconds, more than many kernels take. */
+#define SPIN_ROUNDS 4000
+
+static void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+static void spin_for_work(uint64_t seen)
+{
+    for (int i = 0; i < SPIN_ROUNDS && atomic_load_explicit(&pool.generation, memory_order_acquire) == seen; i++)
+        cpu_relax();
+}
 
 static void run_chunks(job *j)
 {
@@ -56,6 +73,11 @@ static void *worker_main(void *arg)
     uint64_t seen = 0;
     pthread_mutex_lock(&pool.lock);
     for (;;) {
+        if (!pool.stopping && pool.generation == seen) {
+            pthread_mutex_unlock(&pool.lock);
+            spin_for_work(seen);
+            pthread_mutex_lock(&pool.lock);
+        }
         while (!pool.stopping && pool.generation == seen)
             pthread_cond_wait(&pool.wake, &pool.lock);
         if (pool.stopping) break;
@@ -152,6 +174,8 @@ void kn_parallel_for(int64_t n, int64_t grain, kn_range_fn fn, void *ctx)
     in_parallel = true;
     run_chunks(&j);
     in_parallel = false;
+    for (int i = 0; i < SPIN_ROUNDS && atomic_load(&j.done) < n_chunks; i++)
+        cpu_relax();
     pthread_mutex_lock(&pool.lock);
     /* wait until every chunk ran and no worker still holds a pointer to j */
     while (pool.busy > 0 || atomic_load(&j.done) < n_chunks)
