@@ -104,6 +104,7 @@ enum {
     KN_CPU_AMX_TILE = 1u << 8,
     KN_CPU_AMX_BF16 = 1u << 9,
     KN_CPU_AMX_INT8 = 1u << 10,
+    KN_CPU_AVX512DQ = 1u << 11,
 };
 typedef enum kn_isa { KN_ISA_REF = 0, KN_ISA_AVX2, KN_ISA_AVX512, KN_ISA_AVX512BF16 } kn_isa;
 uint32_t kn_cpu_features(void);   /* what the CPU has (KN_CPU_* bits) */

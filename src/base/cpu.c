@@ -30,6 +30,7 @@ static uint32_t detect(void)
     __cpuid_count(7, 0, a, b, c, d);
     if (ymm_ok && (b & (1u << 5))) f |= KN_CPU_AVX2;
     if (zmm_ok && (b & (1u << 16))) f |= KN_CPU_AVX512F;
+    if (zmm_ok && (b & (1u << 17))) f |= KN_CPU_AVX512DQ;
     if (zmm_ok && (b & (1u << 30))) f |= KN_CPU_AVX512BW;
     if (zmm_ok && (b & (1u << 31))) f |= KN_CPU_AVX512VL;
     if (zmm_ok && (c & (1u << 11))) f |= KN_CPU_AVX512_VNNI;
@@ -61,7 +62,9 @@ const char *kn_isa_name(kn_isa isa)
 
 static kn_isa hardware_isa(uint32_t f)
 {
-    uint32_t avx512 = KN_CPU_AVX512F | KN_CPU_AVX512BW | KN_CPU_AVX512VL | KN_CPU_AVX2 | KN_CPU_FMA;
+    /* the avx512 kernels are compiled with -mavx512f/bw/vl/dq */
+    uint32_t avx512 = KN_CPU_AVX512F | KN_CPU_AVX512BW | KN_CPU_AVX512VL | KN_CPU_AVX512DQ |
+                      KN_CPU_AVX2 | KN_CPU_FMA;
     if ((f & (avx512 | KN_CPU_AVX512_BF16)) == (avx512 | KN_CPU_AVX512_BF16))
         return KN_ISA_AVX512BF16;
     if ((f & avx512) == avx512) return KN_ISA_AVX512;
@@ -112,7 +115,7 @@ void kn__print_cpu_info(FILE *f)
     } names[] = {{KN_CPU_AVX2, "avx2"},
                  {KN_CPU_FMA, "fma"},
                  {KN_CPU_F16C, "f16c"},
-                 {KN_CPU_AVX512F, "avx512f"},
+                 {KN_CPU_AVX512F, "avx512f"}, {KN_CPU_AVX512DQ, "avx512dq"},
                  {KN_CPU_AVX512BW, "avx512bw"},
                  {KN_CPU_AVX512VL, "avx512vl"},
                  {KN_CPU_AVX512_BF16, "avx512_bf16"},

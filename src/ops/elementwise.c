@@ -3,6 +3,7 @@
  * gradient code. The ops are in unary.c and binary.c. Kernels read any
  * strides through kn_iter; outputs are contiguous. */
 #include "elementwise.h"
+#include "../kernels/eltwise.h"
 
 #include <math.h>
 
@@ -120,8 +121,6 @@ static kn_status unary_ref(const kn_op_args *a)
     return KN_OK;
 }
 
-const kn_impl kn__unary_impls[] = {{"ref", KN_ISA_REF, NULL, unary_ref}, {0}};
-
 bool kn__truth(kn_dtype dt, const void *p)
 {
     if (kn_dtype_is_float(dt)) return kn__load(dt, p) != 0; /* NaN is true */
@@ -183,7 +182,215 @@ static kn_status binary_ref(const kn_op_args *a)
     return KN_OK;
 }
 
-const kn_impl kn__binary_impls[] = {{"ref", KN_ISA_REF, NULL, binary_ref}, {0}};
+/* ------------------------------------------------- vector fast paths
+ * f32 and bf16 (computed in f32) through the kernels of
+ * src/kernels/eltwise.h. The iterator merges dims and splits the work into
+ * fixed chunks; each inner run goes to the kernel: a contiguous operand
+ * directly, a stride-0 one (a scalar, a row vector broadcast over rows, a
+ * channel vector over NCHW planes) as a broadcast value, and any other
+ * strides staged through a small buffer, so every element of every layout
+ * runs the same vector code. Outputs are contiguous. */
+#if KILN_X86
+typedef struct vec_kernels {
+    kn_ew_unary_fn unary;
+    kn_ew_binary_fn binary;
+} vec_kernels;
+static const vec_kernels vec_avx512 = {kn__ew_unary_avx512, kn__ew_binary_avx512};
+static const vec_kernels vec_avx2 = {kn__ew_unary_avx2, kn__ew_binary_avx2};
+
+#define VEC_STAGE 256 /* elements staged per piece of a strided run */
+
+typedef struct vec_ctx {
+    const vec_kernels *k;
+    kn_ew_op op;
+    kn_dtype dt;     /* output dtype = dtype of every array operand */
+    kn_dtype da, db; /* operand dtypes (a 1-element operand may differ) */
+    float alpha, beta;
+} vec_ctx;
+
+static void stage(void *buf, const char *p, int64_t st, int64_t n, kn_dtype dt)
+{
+    if (dt == KN_F32) {
+        float *b = buf;
+        for (int64_t i = 0; i < n; i++)
+            b[i] = *(const float *)(p + i * st);
+    } else {
+        uint16_t *b = buf;
+        for (int64_t i = 0; i < n; i++)
+            b[i] = *(const uint16_t *)(p + i * st);
+    }
+}
+
+static void unary_vec_loop(char **p, const int64_t *st, int64_t n, void *arg)
+{
+    const vec_ctx *v = arg;
+    int64_t es = (int64_t)kn_dtype_size(v->dt);
+    assert(n == 1 || st[0] == es);
+    if (n == 1 || st[1] == es) {
+        v->k->unary(v->op, v->dt, p[1], p[0], n, v->alpha, v->beta);
+        return;
+    }
+    _Alignas(64) float buf[VEC_STAGE];
+    for (int64_t i = 0; i < n; i += VEC_STAGE) {
+        int64_t m = n - i < VEC_STAGE ? n - i : VEC_STAGE;
+        stage(buf, p[1] + i * st[1], st[1], m, v->dt);
+        v->k->unary(v->op, v->dt, buf, p[0] + i * es, m, v->alpha, v->beta);
+    }
+}
+
+static void binary_vec_loop(char **p, const int64_t *st, int64_t n, void *arg)
+{
+    const vec_ctx *v = arg;
+    int64_t es = (int64_t)kn_dtype_size(v->dt);
+    assert(n == 1 || st[0] == es);
+    bool sa = n == 1 || st[1] == 0, sb = n == 1 || st[2] == 0;
+    kn_ew_bcast bc = KN_EW_VV;
+    float s = 0;
+    if (sa && (v->da != v->dt || !sb)) {
+        bc = KN_EW_SV;
+        s = (float)kn__load(v->da, p[1]);
+    } else if (sb) {
+        bc = KN_EW_VS;
+        s = (float)kn__load(v->db, p[2]);
+    }
+    /* array operands that are not contiguous are staged */
+    bool stage_a = bc != KN_EW_SV && n > 1 && st[1] != es;
+    bool stage_b = bc != KN_EW_VS && n > 1 && st[2] != es;
+    if (!stage_a && !stage_b) {
+        v->k->binary(v->op, v->dt, p[1], p[2], p[0], n, bc, s);
+        return;
+    }
+    _Alignas(64) float ba[VEC_STAGE], bb[VEC_STAGE];
+    for (int64_t i = 0; i < n; i += VEC_STAGE) {
+        int64_t m = n - i < VEC_STAGE ? n - i : VEC_STAGE;
+        const void *pa = p[1] + i * st[1], *pb = p[2] + i * st[2];
+        if (stage_a) stage(ba, pa, st[1], m, v->dt), pa = ba;
+        if (stage_b) stage(bb, pb, st[2], m, v->dt), pb = bb;
+        v->k->binary(v->op, v->dt, pa, pb, p[0] + i * es, m, bc, s);
+    }
+}
+
+static bool vec_dtype(kn_dtype dt)
+{
+    return dt == KN_F32 || dt == KN_BF16;
+}
+
+/* The ops that have a vector kernel (their scalar functions stay in
+ * unary.c/binary.c and are the reference twin). */
+static kn_ew_op vec_op(const kn_op_def *def)
+{
+    static const struct {
+        const kn_op_def *def;
+        kn_ew_op op;
+    } table[] = {
+        {&kn_op_add, KN_EWV_ADD},
+        {&kn_op_sub, KN_EWV_SUB},
+        {&kn_op_mul, KN_EWV_MUL},
+        {&kn_op_div, KN_EWV_DIV},
+        {&kn_op_maximum, KN_EWV_MAXIMUM},
+        {&kn_op_minimum, KN_EWV_MINIMUM},
+        {&kn_op_neg, KN_EWV_NEG},
+        {&kn_op_abs, KN_EWV_ABS},
+        {&kn_op_relu, KN_EWV_RELU},
+        {&kn_op_relu6, KN_EWV_RELU6},
+        {&kn_op_leaky_relu, KN_EWV_LEAKY_RELU},
+        {&kn_op_sigmoid, KN_EWV_SIGMOID},
+        {&kn_op_tanh, KN_EWV_TANH},
+        {&kn_op_exp, KN_EWV_EXP},
+        {&kn_op_log, KN_EWV_LOG},
+        {&kn_op_gelu, KN_EWV_GELU},
+        {&kn_op_gelu_tanh, KN_EWV_GELU_TANH},
+        {&kn_op_silu, KN_EWV_SILU},
+        {&kn_op_hard_sigmoid, KN_EWV_HARD_SIGMOID},
+        {&kn_op_hard_swish, KN_EWV_HARD_SWISH},
+        {&kn_op_clip, KN_EWV_CLIP},
+        {&kn_op_sqrt, KN_EWV_SQRT},
+        {&kn_op_rsqrt, KN_EWV_RSQRT},
+        {&kn_op_square, KN_EWV_SQUARE},
+    };
+    for (int i = 0; i < KN_ARRAY_LEN(table); i++)
+        if (table[i].def == def) return table[i].op;
+    return KN_EWV_NONE;
+}
+
+static bool unary_vec_accepts(const kn_op_args *a)
+{
+    kn_dtype dt = a->out[0]->dtype;
+    return vec_op(a->def) != KN_EWV_NONE && vec_dtype(dt) && a->in[0]->dtype == dt;
+}
+
+static kn_status unary_vec_run(const kn_op_args *a, const vec_kernels *k)
+{
+    const kn_unary_attrs *at = a->attrs;
+    kn_tensor *x = a->in[0], *y = a->out[0];
+    vec_ctx v = {k,
+                 vec_op(a->def),
+                 y->dtype,
+                 x->dtype,
+                 x->dtype,
+                 at ? (float)at->alpha : 0,
+                 at ? (float)at->beta : 0};
+    kn_iter it;
+    const kn_tensor *ops[2] = {y, x};
+    kn__iter_init(&it, 2, ops, y->ndim, y->shape);
+    kn__iter_run(&it, unary_vec_loop, &v, true);
+    return KN_OK;
+}
+static kn_status unary_avx512_run(const kn_op_args *a)
+{
+    return unary_vec_run(a, &vec_avx512);
+}
+static kn_status unary_avx2_run(const kn_op_args *a)
+{
+    return unary_vec_run(a, &vec_avx2);
+}
+
+/* Array operands must have the output's dtype; a 1-element operand (a
+ * scalar) may have any dtype, read as f32 like the reference does. */
+static bool binary_vec_accepts(const kn_op_args *a)
+{
+    kn_dtype dt = a->out[0]->dtype;
+    if (vec_op(a->def) == KN_EWV_NONE || !vec_dtype(dt)) return false;
+    int scalars = 0;
+    for (int i = 0; i < 2; i++) {
+        bool one = kn__shape_numel(a->in[i]->ndim, a->in[i]->shape) == 1;
+        if (a->in[i]->dtype != dt && !one) return false;
+        scalars += one;
+    }
+    return scalars < 2;
+}
+
+static kn_status binary_vec_run(const kn_op_args *a, const vec_kernels *k)
+{
+    kn_tensor *y = a->out[0];
+    vec_ctx v = {k, vec_op(a->def), y->dtype, a->in[0]->dtype, a->in[1]->dtype, 0, 0};
+    kn_iter it;
+    const kn_tensor *ops[3] = {y, a->in[0], a->in[1]};
+    kn__iter_init(&it, 3, ops, y->ndim, y->shape);
+    kn__iter_run(&it, binary_vec_loop, &v, true);
+    return KN_OK;
+}
+static kn_status binary_avx512_run(const kn_op_args *a)
+{
+    return binary_vec_run(a, &vec_avx512);
+}
+static kn_status binary_avx2_run(const kn_op_args *a)
+{
+    return binary_vec_run(a, &vec_avx2);
+}
+#define UNARY_VEC_IMPLS                                                                            \
+    {"avx512", KN_ISA_AVX512, unary_vec_accepts, unary_avx512_run},                                \
+        {"avx2", KN_ISA_AVX2, unary_vec_accepts, unary_avx2_run},
+#define BINARY_VEC_IMPLS                                                                           \
+    {"avx512", KN_ISA_AVX512, binary_vec_accepts, binary_avx512_run},                              \
+        {"avx2", KN_ISA_AVX2, binary_vec_accepts, binary_avx2_run},
+#else
+#define UNARY_VEC_IMPLS
+#define BINARY_VEC_IMPLS
+#endif
+
+const kn_impl kn__unary_impls[] = {UNARY_VEC_IMPLS{"ref", KN_ISA_REF, NULL, unary_ref}, {0}};
+const kn_impl kn__binary_impls[] = {BINARY_VEC_IMPLS{"ref", KN_ISA_REF, NULL, binary_ref}, {0}};
 
 kn_tensor *kn__unary_call(const kn_op_def *def, kn_tensor *x, const kn_unary_attrs *attrs)
 {
@@ -223,7 +430,10 @@ kn_tensor *kn_mul_scalar(kn_tensor *x, double s)
 
 kn_tensor *kn__keep(kn_scratch *s, kn_tensor *t)
 {
-    assert(s->n < KN_SCRATCH_MAX);
+    if (t && s->n == KN_SCRATCH_MAX) { /* a caller bug: fail loudly, never overflow */
+        kn_tensor_unref(t);
+        return kn__error_null(KN_ERR_INTERNAL, "scratch: more than %d temporaries", KN_SCRATCH_MAX);
+    }
     if (t) s->t[s->n++] = t;
     return t;
 }

@@ -2,6 +2,8 @@
  * and NumPy-like printing. */
 #include "tensor.h"
 
+#include "../kernels/transpose.h"
+
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -50,6 +52,11 @@ kn_status kn__copy_into(kn_tensor *dst, const kn_tensor *src)
     kn_iter it;
     const kn_tensor *ops[2] = {dst, src};
     kn__iter_init(&it, 2, ops, dst->ndim, dst->shape);
+    /* permuted views (NCHW <-> NHWC, ...): blocked transposes when possible */
+    if (dst->dtype == src->dtype &&
+        kn__copy_transposed(it.ndim, it.shape, it.strides[0], it.strides[1], it.base[0], it.base[1],
+                            kn_dtype_size(dst->dtype)))
+        return KN_OK;
     kn_dtype dts[2] = {dst->dtype, src->dtype};
     kn__iter_run(&it, copy_loop, dts, true);
     return KN_OK;
