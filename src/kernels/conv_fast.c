@@ -132,7 +132,19 @@ static void epilogue_rows(const kn_epilogue *ep, int64_t c0, int64_t rows, int64
                           const char *res)
 {
     size_t yes = kn_dtype_size(ydt), res_es = res ? kn_dtype_size(ep->residual_dtype) : 0;
-    for (int64_t r = 0; r < rows; r++) {
+    bool simple = ydt == KN_F32 && !res && ep && !ep->scale && !ep->shift &&
+                  (ep->act == KN_ACT_NONE || ep->act == KN_ACT_RELU);
+    for (int64_t r = 0; simple && r < rows; r++) { /* bias [+ relu]: a loop that vectorizes */
+        const float *a = acc + r * lda;
+        float *yr = (float *)y + r * ldy, b = ep->bias ? ep->bias[c0 + r] : 0.0f;
+        if (ep->act == KN_ACT_RELU)
+            for (int64_t j = 0; j < cols; j++)
+                yr[j] = a[j] + b > 0 ? a[j] + b : 0;
+        else
+            for (int64_t j = 0; j < cols; j++)
+                yr[j] = a[j] + b;
+    }
+    for (int64_t r = 0; !simple && r < rows; r++) {
         const float *a = acc + r * lda;
         char *yr = y + r * ldy * (int64_t)yes;
         const char *rr = res ? res + r * ldy * (int64_t)res_es : NULL;
@@ -155,6 +167,35 @@ static void epilogue_rows(const kn_epilogue *ep, int64_t c0, int64_t rows, int64
                 store_f(yr + j * (int64_t)yes, ydt, v);
         }
     }
+}
+
+/* epilogue_rows over channel rows [r0, r1), for kn_parallel_for. */
+typedef struct ep_job {
+    const kn_epilogue *ep;
+    int64_t cols, lda, ldy;
+    const float *acc;
+    char *y;
+    kn_dtype ydt;
+    const char *res;
+} ep_job;
+
+static void ep_range(int64_t r0, int64_t r1, void *arg)
+{
+    const ep_job *j = arg;
+    int64_t yes = (int64_t)kn_dtype_size(j->ydt);
+    int64_t res_es = j->res ? (int64_t)kn_dtype_size(j->ep->residual_dtype) : 0;
+    epilogue_rows(j->ep, r0, r1 - r0, j->cols, j->acc + r0 * j->lda, j->lda, j->y + r0 * j->ldy * yes,
+                  j->ydt, j->ldy, j->res ? j->res + r0 * j->ldy * res_es : NULL);
+}
+
+/* The epilogue of a whole tile, split over channels (each element is
+ * computed the same way whatever the split). */
+static void epilogue_parallel(const kn_epilogue *ep, int64_t rows, int64_t cols, const float *acc,
+                              int64_t lda, char *y, kn_dtype ydt, int64_t ldy, const char *res)
+{
+    ep_job j = {ep, cols, lda, ldy, acc, y, ydt, res};
+    int64_t grain = cols > 0 ? 16384 / cols : 1;
+    kn_parallel_for(rows, grain < 1 ? 1 : grain, ep_range, &j);
 }
 
 static bool ep_empty(const kn_epilogue *ep)
@@ -597,8 +638,12 @@ static kn_status conv_fwd_nchw(const kn_conv_geom *g, const kn_conv_act *x,
         wa = wp;
     }
     bool fused = !ep_empty(ep);
+    /* an f32 output takes the epilogue in place after a plain GEMM (keeps
+     * the GEMM whole); other dtypes go through an f32 tile */
+    bool in_place = fused && y->dt == KN_F32;
+    bool via_tile = fused && !in_place;
     /* tile: whole output rows, about TILE_BYTES of col (or of f32 output) */
-    int64_t per_q = (direct ? 0 : K * (int64_t)kn_dtype_size(cdt)) + (fused ? g->cout * 4 : 0);
+    int64_t per_q = (direct ? 0 : K * (int64_t)kn_dtype_size(cdt)) + (via_tile ? g->cout * 4 : 0);
     int64_t qt = per_q ? TILE_BYTES / (per_q * OW) : Q;
     int64_t min_q = (TILE_MIN_ROWS + OW - 1) / OW;
     if (qt < min_q) qt = min_q;
@@ -606,7 +651,7 @@ static kn_status conv_fwd_nchw(const kn_conv_geom *g, const kn_conv_act *x,
     int64_t P = qt * OW;
     kn_status s = KN_OK;
     if (!direct && !(col = kn_alloc(kn_dtype_size(cdt) * (size_t)(K * P)))) s = KN_ERR_NOMEM;
-    if (!s && fused && !(tmp = kn_alloc(sizeof(float) * (size_t)(g->cout * P)))) s = KN_ERR_NOMEM;
+    if (!s && via_tile && !(tmp = kn_alloc(sizeof(float) * (size_t)(g->cout * P)))) s = KN_ERR_NOMEM;
     size_t xes = kn_dtype_size(x->dt), yes = kn_dtype_size(y->dt);
     for (int64_t n = 0; !s && n < g->n; n++)
         for (int64_t q0 = 0; !s && q0 < Q; q0 += qt) {
@@ -624,10 +669,15 @@ static kn_status conv_fwd_nchw(const kn_conv_geom *g, const kn_conv_act *x,
                 b = col, bdt = cdt, ldb = pt, sb = Kg * pt;
             }
             char *yt = y->p + (n * y->sn + q0 * OW) * (int64_t)yes;
-            if (!fused) {
+            if (!via_tile) {
                 s = kn__gemm_batched(compute, false, false, coutg, pt, Kg, wa, wdt, Kg, b, bdt,
                                      ldb, 0.0f, yt, y->dt, y->sc, NULL, G, coutg * Kg, sb,
                                      coutg * y->sc);
+                const char *res = in_place && ep->residual
+                                      ? (const char *)ep->residual + (n * y->sn + q0 * OW) * 4
+                                      : NULL;
+                if (!s && in_place)
+                    epilogue_parallel(ep, g->cout, pt, (const float *)yt, y->sc, yt, KN_F32, y->sc, res);
             } else {
                 s = kn__gemm_batched(compute, false, false, coutg, pt, Kg, wa, wdt, Kg, b, bdt,
                                      ldb, 0.0f, tmp, KN_F32, pt, NULL, G, coutg * Kg, sb,
@@ -637,7 +687,7 @@ static kn_status conv_fwd_nchw(const kn_conv_geom *g, const kn_conv_act *x,
                                        (n * y->sn + q0 * OW) *
                                            (int64_t)kn_dtype_size(ep->residual_dtype)
                                  : NULL;
-                if (!s) epilogue_rows(ep, 0, g->cout, pt, tmp, pt, yt, y->dt, y->sc, res);
+                if (!s) epilogue_parallel(ep, g->cout, pt, tmp, pt, yt, y->dt, y->sc, res);
             }
         }
     kn_free(tmp);

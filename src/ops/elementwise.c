@@ -277,7 +277,7 @@ static bool vec_dtype(kn_dtype dt)
 
 /* The ops that have a vector kernel (their scalar functions stay in
  * unary.c/binary.c and are the reference twin). */
-static kn_ew_op vec_op(const kn_op_def *def)
+kn_ew_op kn__ew_vec_op(const kn_op_def *def)
 {
     static const struct {
         const kn_op_def *def;
@@ -316,7 +316,7 @@ static kn_ew_op vec_op(const kn_op_def *def)
 static bool unary_vec_accepts(const kn_op_args *a)
 {
     kn_dtype dt = a->out[0]->dtype;
-    return vec_op(a->def) != KN_EWV_NONE && vec_dtype(dt) && a->in[0]->dtype == dt;
+    return kn__ew_vec_op(a->def) != KN_EWV_NONE && vec_dtype(dt) && a->in[0]->dtype == dt;
 }
 
 static kn_status unary_vec_run(const kn_op_args *a, const vec_kernels *k)
@@ -324,7 +324,7 @@ static kn_status unary_vec_run(const kn_op_args *a, const vec_kernels *k)
     const kn_unary_attrs *at = a->attrs;
     kn_tensor *x = a->in[0], *y = a->out[0];
     vec_ctx v = {k,
-                 vec_op(a->def),
+                 kn__ew_vec_op(a->def),
                  y->dtype,
                  x->dtype,
                  x->dtype,
@@ -350,7 +350,7 @@ static kn_status unary_avx2_run(const kn_op_args *a)
 static bool binary_vec_accepts(const kn_op_args *a)
 {
     kn_dtype dt = a->out[0]->dtype;
-    if (vec_op(a->def) == KN_EWV_NONE || !vec_dtype(dt)) return false;
+    if (kn__ew_vec_op(a->def) == KN_EWV_NONE || !vec_dtype(dt)) return false;
     int scalars = 0;
     for (int i = 0; i < 2; i++) {
         bool one = kn__shape_numel(a->in[i]->ndim, a->in[i]->shape) == 1;
@@ -363,7 +363,7 @@ static bool binary_vec_accepts(const kn_op_args *a)
 static kn_status binary_vec_run(const kn_op_args *a, const vec_kernels *k)
 {
     kn_tensor *y = a->out[0];
-    vec_ctx v = {k, vec_op(a->def), y->dtype, a->in[0]->dtype, a->in[1]->dtype, 0, 0};
+    vec_ctx v = {k, kn__ew_vec_op(a->def), y->dtype, a->in[0]->dtype, a->in[1]->dtype, 0, 0};
     kn_iter it;
     const kn_tensor *ops[3] = {y, a->in[0], a->in[1]};
     kn__iter_init(&it, 3, ops, y->ndim, y->shape);

@@ -40,6 +40,9 @@ kn_status kn__unary_infer(const kn_op_args *a, kn_out_meta *out);
 kn_status kn__binary_infer(const kn_op_args *a, kn_out_meta *out);
 extern const kn_impl kn__unary_impls[];
 extern const kn_impl kn__binary_impls[];
+#include "../kernels/eltwise.h"
+/* The vector kernel an op maps to (KN_EWV_NONE: scalar only). */
+kn_ew_op kn__ew_vec_op(const kn_op_def *def);
 /* NumPy/PyTorch result type of a binary op (0-d operands weigh less). */
 kn_dtype kn__result_type(const kn_tensor *a, const kn_tensor *b);
 

@@ -77,35 +77,77 @@ static kn_status fused_infer(const kn_op_args *a, kn_out_meta *out)
 typedef struct program {
     const kn_fused_attrs *at;
     const kn_op_def *defs[KN_FUSED_MAX_STEPS];
+    kn_ew_op vec[KN_FUSED_MAX_STEPS]; /* vector kernel per step, or NONE */
     kn_unary_attrs uattrs[KN_FUSED_MAX_STEPS];
+    kn_ew_unary_fn vunary;            /* NULL: scalar steps only */
+    kn_ew_binary_fn vbinary;
     int n_in;
 } program;
 
-/* out (any shape) = the program over inputs broadcast to it; f32. */
+#define BLOCK 256 /* elements per block: every step's results stay in L1 */
+
+/* An input block as f32 values: the array itself when contiguous, else a copy. */
+static const float *input_block(const char *p, int64_t st, int64_t m, float *buf)
+{
+    if (st == (int64_t)sizeof(float)) return (const float *)p;
+    for (int64_t i = 0; i < m; i++)
+        buf[i] = *(const float *)(p + i * st);
+    return buf;
+}
+
+static void scalar_step(const program *pr, int j, const float *x, const float *y, float *r, int64_t m)
+{
+    const kn_op_def *def = pr->defs[j];
+    if (def->n_in == 1) {
+        const kn_unary_fn *fn = def->data;
+        for (int64_t i = 0; i < m; i++)
+            r[i] = fn->f32(x[i], &pr->uattrs[j]);
+    } else {
+        const kn_binary_fn *fn = def->data;
+        for (int64_t i = 0; i < m; i++)
+            r[i] = fn->f32(x[i], y[i]);
+    }
+}
+
+/* out (any shape) = the program over inputs broadcast to it, f32, one block
+ * of at most BLOCK elements at a time: each step runs over the whole block
+ * (with the ops' own vector kernels when the CPU has them), so the results
+ * are the bits the unfused ops give. */
 static void fused_loop(char **p, const int64_t *st, int64_t n, void *arg)
 {
     const program *pr = arg;
-    float r[KN_FUSED_STEP_REF + KN_FUSED_MAX_STEPS];
-    for (int64_t i = 0; i < n; i++) {
+    _Alignas(64) float in_buf[KN_FUSED_MAX_INPUTS][BLOCK];
+    _Alignas(64) float res[KN_FUSED_MAX_STEPS][BLOCK];
+    for (int64_t i0 = 0; i0 < n; i0 += BLOCK) {
+        int64_t m = n - i0 < BLOCK ? n - i0 : BLOCK;
+        const float *in[KN_FUSED_MAX_INPUTS];
         for (int k = 0; k < pr->n_in; k++)
-            r[k] = *(const float *)(p[k + 1] + i * st[k + 1]);
+            in[k] = input_block(p[k + 1] + i0 * st[k + 1], st[k + 1], m, in_buf[k]);
         for (int j = 0; j < pr->at->n_steps; j++) {
             const kn_fused_step *s = &pr->at->steps[j];
-            const kn_op_def *def = pr->defs[j];
-            float x = r[s->a];
-            r[KN_FUSED_STEP_REF + j] = def->n_in == 1
-                                           ? ((const kn_unary_fn *)def->data)->f32(x, &pr->uattrs[j])
-                                           : ((const kn_binary_fn *)def->data)->f32(x, r[s->b]);
+            const float *x = s->a >= KN_FUSED_STEP_REF ? res[s->a - KN_FUSED_STEP_REF] : in[s->a];
+            const float *y = NULL;
+            if (pr->defs[j]->n_in == 2) y = s->b >= KN_FUSED_STEP_REF ? res[s->b - KN_FUSED_STEP_REF] : in[s->b];
+            if (pr->vec[j] == KN_EWV_NONE || !pr->vunary) scalar_step(pr, j, x, y, res[j], m);
+            else if (y) pr->vbinary(pr->vec[j], KN_F32, x, y, res[j], m, KN_EW_VV, 0);
+            else pr->vunary(pr->vec[j], KN_F32, x, res[j], m, (float)pr->uattrs[j].alpha, (float)pr->uattrs[j].beta);
         }
-        *(float *)(p[0] + i * st[0]) = r[KN_FUSED_STEP_REF + pr->at->n_steps - 1];
+        const float *last = res[pr->at->n_steps - 1];
+        for (int64_t i = 0; i < m; i++)
+            *(float *)(p[0] + (i0 + i) * st[0]) = last[i];
     }
 }
 
 static kn_status fused_ref(const kn_op_args *a)
 {
     program pr = {.at = a->attrs, .n_in = a->n_in};
+#if KILN_X86
+    if (kn_isa_max() >= KN_ISA_AVX512) pr.vunary = kn__ew_unary_avx512, pr.vbinary = kn__ew_binary_avx512;
+    else if (kn_isa_max() >= KN_ISA_AVX2) pr.vunary = kn__ew_unary_avx2, pr.vbinary = kn__ew_binary_avx2;
+#endif
     for (int j = 0; j < pr.at->n_steps; j++) {
         pr.defs[j] = kn_op_at(pr.at->steps[j].op);
+        pr.vec[j] = kn__ew_vec_op(pr.defs[j]);
         pr.uattrs[j] = (kn_unary_attrs){pr.at->steps[j].alpha, pr.at->steps[j].beta};
     }
     kn_tensor *y = a->out[0];
