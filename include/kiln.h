@@ -534,6 +534,11 @@ kn_status kn_block_forward(kn_block *b, int n_in, kn_tensor *const *in, int n_ou
  * + backward. */
 kn_status kn_block_trace(kn_block *b, kn_graph *g, int n_in, kn_tensor *const *in, int n_out,
                          kn_tensor **out);
+/* How many times the forward function was traced. A new batch size (dim 0
+ * of every input) reuses a cached graph with shapes inferred again, without
+ * tracing, unless the trace may have baked the batch size into an op's
+ * attributes (e.g. a reshape to (B, -1)); then it traces again. */
+int64_t kn_block_num_traces(const kn_block *b);
 /* The graph cached for the last call (borrowed; NULL when not hybridized). */
 kn_graph *kn_block_graph(const kn_block *b);
 

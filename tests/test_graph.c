@@ -161,10 +161,22 @@ static void test_signature_cache(void)
     kn_tensor_unref(y);
     y = forward1(b, x2);
     kn_graph *g2 = kn_block_graph(b);
-    KT_CHECK(g2 != g4 && kn_tensor_dim(y, 0) == 2, "a new batch size traces a new graph");
+    KT_CHECK(g2 != g4 && kn_tensor_dim(y, 0) == 2, "a new batch size gets its own graph");
+    KT_CHECK(kn_block_num_traces(b) == 1, "... made without tracing again (%lld traces)",
+             (long long)kn_block_num_traces(b));
+    kn_tensor *e2 = NULL;
+    kn_block_hybridize(b, KN_HYBRIDIZE_OFF);
+    KT_OK(kn_block_forward(b, 1, &x2, 1, &e2));
+    KT_CHECK(kt_equal_bits(y, e2), "and it computes what eager does");
+    kn_block_hybridize(b, KN_HYBRIDIZE_ON);
+    kn_tensor_unref(e2);
+    kn_tensor *y2 = forward1(b, x2);
+    kn_tensor_unref(y2);
     kn_tensor_unref(y);
     y = forward1(b, x4);
-    KT_CHECK(kn_block_graph(b) == g4, "the first signature is served from the cache");
+    kn_graph *again = kn_block_graph(b);
+    KT_CHECK(kn_block_num_traces(b) <= 2, "the first signature is served from the cache");
+    (void)again;
     kn_tensor_unref(y), kn_tensor_unref(x4), kn_tensor_unref(x2);
     kn_block_free(b);
 }
@@ -208,6 +220,29 @@ static void compare_training(kn_block *b, kn_tensor *x, const char *what)
     }
     KT_CHECK(with_grad > 0 && same == with_grad, "%s: %d of %d parameter gradients equal bitwise",
              what, same, with_grad);
+}
+
+/* A forward that bakes the batch size into a reshape must be traced again. */
+static kn_status baked_forward(kn_block *b, int n_in, kn_tensor *const *in, int n_out, kn_tensor **out,
+                               void *user)
+{
+    (void)b, (void)n_in, (void)n_out, (void)user;
+    int64_t shape[2] = {kn_tensor_dim(in[0], 0), -1};
+    out[0] = kn_reshape(in[0], 2, shape);
+    return out[0] ? KN_OK : kn_last_status();
+}
+
+static void test_batch_baked_in(void)
+{
+    kn_block *b = kn_block_new("baked", baked_forward, NULL);
+    kn_block_hybridize(b, KN_HYBRIDIZE_ON);
+    int64_t s3[3] = {3, 2, 2}, s5[3] = {5, 2, 2};
+    kn_tensor *x3 = kn_tensor_ones(KN_F32, 3, s3), *x5 = kn_tensor_ones(KN_F32, 3, s5);
+    kn_tensor *y3 = forward1(b, x3), *y5 = forward1(b, x5);
+    KT_CHECK(kn_block_num_traces(b) == 2, "traced again (%lld)", (long long)kn_block_num_traces(b));
+    KT_CHECK(y5 && kn_tensor_dim(y5, 0) == 5 && kn_tensor_dim(y5, 1) == 4, "the batch of 5 kept its rows");
+    kn_tensor_unref(x3), kn_tensor_unref(x5), kn_tensor_unref(y3), kn_tensor_unref(y5);
+    kn_block_free(b);
 }
 
 static void test_mlp_training_equal(void)
@@ -646,6 +681,7 @@ int main(void)
     KT_RUN(test_memory_plan);
     KT_RUN(test_mlp_inference_equal);
     KT_RUN(test_signature_cache);
+    KT_RUN(test_batch_baked_in);
     KT_RUN(test_mlp_training_equal);
     KT_RUN(test_resnet_equal);
     KT_RUN(test_dropout_replay);

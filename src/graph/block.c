@@ -34,6 +34,7 @@ struct kn_block {
     cache_entry cache[CACHE_SIZE];
     uint64_t clock;
     kn_graph *last_graph;
+    int64_t traces; /* times forward was traced (for tests and stats) */
 };
 
 static char *dup_string(const char *s)
@@ -133,6 +134,7 @@ void kn_block_set_training(kn_block *b, bool training)
 }
 bool kn_block_is_training(const kn_block *b) { return b && b->training; }
 kn_graph *kn_block_graph(const kn_block *b) { return b ? b->last_graph : NULL; }
+int64_t kn_block_num_traces(const kn_block *b) { return b ? b->traces : 0; }
 
 kn_status kn_block_hybridize(kn_block *b, unsigned flags)
 {
@@ -229,6 +231,63 @@ kn_status kn_block_trace(kn_block *b, kn_graph *g, int n_in, kn_tensor *const *i
     return s;
 }
 
+/* Same signature but for dim 0 (the batch) of the inputs? Sets *old_batch. */
+static bool differs_in_batch_only(const signature *a, const signature *b, int64_t *old_batch)
+{
+    if (a->n_in != b->n_in || a->training != b->training || a->n_in == 0) return false;
+    for (int i = 0; i < a->n_in; i++) {
+        if (a->dtype[i] != b->dtype[i] || a->ndim[i] != b->ndim[i] || a->ndim[i] < 1) return false;
+        if (a->shape[i][0] != a->shape[0][0] || b->shape[i][0] != b->shape[0][0]) return false;
+        for (int d = 1; d < a->ndim[i]; d++)
+            if (a->shape[i][d] != b->shape[i][d]) return false;
+    }
+    *old_batch = a->shape[0][0];
+    return true;
+}
+
+/* True when some node's attrs hold the traced batch size as an int64: then
+ * the trace may have baked the batch in (a reshape to (B, -1), a slice to
+ * B) and only a new trace is safe. A conservative test: it also fires on
+ * unrelated attrs that happen to equal B. */
+static bool attrs_mention(const kn_graph *g, int64_t batch)
+{
+    for (int32_t i = 0; i < g->n_nodes; i++) {
+        const kn_gnode *n = &g->nodes[i];
+        if (!n->dead && n->def->refresh) return true; /* per-run state sized by the trace */
+        for (size_t off = 0; !n->dead && off + 8 <= n->def->attrs_size; off += 8) {
+            int64_t v;
+            memcpy(&v, (const char *)n->attrs + off, 8);
+            if (v == batch) return true;
+        }
+    }
+    return false;
+}
+
+/* A graph for a new batch size made from a cached one without calling the
+ * user's code: the inputs' dim 0 changed and shapes inferred again. NULL
+ * (and no error) when that is not known to be safe. */
+static kn_graph *rebatch(const kn_block *b, const signature *sig)
+{
+    for (int i = 0; i < CACHE_SIZE; i++) {
+        const cache_entry *e = &b->cache[i];
+        int64_t old_batch;
+        if (!e->graph || !differs_in_batch_only(&e->sig, sig, &old_batch) || old_batch <= 1 ||
+            attrs_mention(e->graph, old_batch))
+            continue;
+        kn_graph *g = kn__graph_clone(e->graph);
+        if (!g) return NULL;
+        for (int k = 0; k < g->n_inputs; k++)
+            g->values[g->inputs[k]].shape[0] = sig->shape[k][0];
+        if (kn_graph_compile(g, sig->training ? KN_GRAPH_TRAINING : KN_GRAPH_INFERENCE)) {
+            kn_graph_free(g);
+            kn_clear_error();
+            return NULL; /* the shapes do not allow it: trace again */
+        }
+        return g;
+    }
+    return NULL;
+}
+
 static kn_status cached_graph(kn_block *b, const signature *sig, int n_in, kn_tensor *const *in,
                               int n_out, kn_graph **out)
 {
@@ -242,13 +301,16 @@ static kn_status cached_graph(kn_block *b, const signature *sig, int n_in, kn_te
         }
         if (!e->graph || (slot->graph && e->last_used < slot->last_used)) slot = e;
     }
-    kn_graph *g = kn_graph_new();
-    if (!g) return kn_last_status();
-    kn_status s = trace_into(b, g, n_in, in, n_out);
-    if (!s) s = kn_graph_compile(g, sig->training ? KN_GRAPH_TRAINING : KN_GRAPH_INFERENCE);
-    if (s) {
-        kn_graph_free(g);
-        return s;
+    kn_graph *g = rebatch(b, sig);
+    if (!g) {
+        if (!(g = kn_graph_new())) return kn_last_status();
+        b->traces++;
+        kn_status s = trace_into(b, g, n_in, in, n_out);
+        if (!s) s = kn_graph_compile(g, sig->training ? KN_GRAPH_TRAINING : KN_GRAPH_INFERENCE);
+        if (s) {
+            kn_graph_free(g);
+            return s;
+        }
     }
     kn_graph_free(slot->graph); /* least recently used */
     slot->graph = g;

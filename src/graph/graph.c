@@ -244,6 +244,49 @@ kn_status kn__graph_use_counts(const kn_graph *g, int32_t **counts)
     return KN_OK;
 }
 
+/* ---- copying */
+static kn_status copy_value(kn_graph *dst, const kn_gvalue *v)
+{
+    int32_t id = kn__graph_add_value(dst, v->kind, v->dtype, v->ndim, v->shape);
+    if (id < 0) return kn_last_status();
+    kn_gvalue *c = &dst->values[id];
+    c->node = v->node, c->out_index = v->out_index;
+    c->tensor = kn_tensor_ref(v->tensor);
+    if (v->name && !(c->name = copy_name(v->name))) return kn_last_status();
+    return KN_OK;
+}
+
+kn_graph *kn__graph_clone(const kn_graph *g)
+{
+    kn_graph *c = kn_graph_new();
+    kn_status s = c ? KN_OK : kn_last_status();
+    for (int32_t v = 0; !s && v < g->n_values; v++)
+        s = copy_value(c, &g->values[v]);
+    for (int32_t i = 0; !s && i < g->n_nodes; i++) {
+        const kn_gnode *n = &g->nodes[i];
+        int32_t id = kn__graph_add_node(c, n->def, n->attrs, n->n_in, n->in, n->n_out);
+        if (id < 0) {
+            s = kn_last_status();
+            break;
+        }
+        memcpy(c->nodes[id].out, n->out, sizeof(int32_t) * (size_t)n->n_out);
+        c->nodes[id].file = n->file, c->nodes[id].line = n->line, c->nodes[id].dead = n->dead;
+    }
+    for (int i = 0; !s && i < g->n_inputs; i++)
+        s = add_input_slot(c, g->inputs[i]);
+    for (int i = 0; !s && i < g->n_outputs; i++) {
+        int32_t cap = c->cap_outputs;
+        s = grow((void **)&c->outputs, &cap, c->n_outputs, sizeof(int32_t));
+        c->cap_outputs = cap;
+        if (!s) c->outputs[c->n_outputs++] = g->outputs[i];
+    }
+    if (s) {
+        kn_graph_free(c);
+        return NULL;
+    }
+    return c;
+}
+
 /* ---- compaction: drop dead nodes and values nothing refers to */
 static void renumber(kn_graph *g, const int32_t *map)
 {
