@@ -218,6 +218,13 @@ const char *kn__node_where(const kn_graph *g, int32_t n, char *buf, size_t size)
     return buf;
 }
 
+const void *kn__node_attr(const kn_gnode *n, const char *name)
+{
+    for (int i = 0; i < n->def->n_attrs; i++)
+        if (!strcmp(n->def->attrs[i].name, name)) return (const char *)n->attrs + n->def->attrs[i].offset;
+    return NULL;
+}
+
 kn_tensor *kn__value_tensor(const kn_graph *g, int32_t v) { return kn_tensor_ref(g->values[v].tensor); }
 
 void kn__graph_replace_uses(kn_graph *g, int32_t from, int32_t to)

@@ -84,6 +84,9 @@ void kn__graph_replace_uses(kn_graph *g, int32_t from, int32_t to);
 kn_status kn__graph_use_counts(const kn_graph *g, int32_t **counts);
 /* Removes dead nodes and unused values, renumbering ids (keeps order). */
 kn_status kn__graph_compact(kn_graph *g);
+/* A node's attr named `name`, read through its op's schema (NULL if the op
+ * has no such attr): passes use it without the op family's headers. */
+const void *kn__node_attr(const kn_gnode *n, const char *name);
 /* A concrete tensor view of a const/param value (new ref). */
 kn_tensor *kn__value_tensor(const kn_graph *g, int32_t v);
 /* "op 'conv2d' (node 3, traced at model.c:42)" for messages. */

@@ -7,14 +7,6 @@
  * constants: recompile after changing the parameters. */
 #include "../graph.h"
 
-/* An attr of a node read through its op's schema (no family header needed). */
-static const void *attr_ptr(const kn_gnode *n, const char *name)
-{
-    for (int i = 0; i < n->def->n_attrs; i++)
-        if (!strcmp(n->def->attrs[i].name, name)) return (const char *)n->attrs + n->def->attrs[i].offset;
-    return NULL;
-}
-
 static bool is_data(const kn_graph *g, int32_t v)
 {
     return v >= 0 && (g->values[v].kind == KN_VALUE_PARAM || g->values[v].kind == KN_VALUE_CONST);
@@ -28,13 +20,13 @@ static bool is_conv(const kn_op_def *d)
 /* The conv node feeding batch_norm node `bn`, or -1 when the pair cannot fold. */
 static int32_t foldable_conv(const kn_graph *g, const kn_gnode *bn, const int32_t *uses)
 {
-    const bool *training = attr_ptr(bn, "training");
-    const int64_t *bn_layout = attr_ptr(bn, "layout");
+    const bool *training = kn__node_attr(bn, "training");
+    const int64_t *bn_layout = kn__node_attr(bn, "layout");
     int32_t x = bn->in[0];
     if (!training || *training || !bn_layout || g->values[x].kind != KN_VALUE_NODE || uses[x] != 1)
         return -1;
     const kn_gnode *conv = &g->nodes[g->values[x].node];
-    const int64_t *conv_layout = attr_ptr(conv, "layout");
+    const int64_t *conv_layout = kn__node_attr(conv, "layout");
     if (conv->dead || !is_conv(conv->def) || !conv_layout || *conv_layout != *bn_layout) return -1;
     if (!is_data(g, conv->in[1]) || (conv->in[2] >= 0 && !is_data(g, conv->in[2]))) return -1;
     if (!is_data(g, bn->in[3]) || !is_data(g, bn->in[4])) return -1;
@@ -59,7 +51,7 @@ static kn_tensor *data(const kn_graph *g, int32_t v) { return v >= 0 ? g->values
 static kn_status fold(kn_graph *g, int32_t bn_i, int32_t conv_i)
 {
     kn_gnode *bn = &g->nodes[bn_i];
-    const double *eps = attr_ptr(bn, "eps");
+    const double *eps = kn__node_attr(bn, "eps");
     kn_tensor *w = data(g, g->nodes[conv_i].in[1]), *b = data(g, g->nodes[conv_i].in[2]);
     kn_tensor *gamma = data(g, bn->in[1]), *beta = data(g, bn->in[2]);
     kn_tensor *mean = data(g, bn->in[3]), *var = data(g, bn->in[4]);

@@ -7,13 +7,6 @@
 
 #include "../../kernels/gemm.h" /* kn_act */
 
-static const void *attr_ptr(const kn_gnode *n, const char *name)
-{
-    for (int i = 0; i < n->def->n_attrs; i++)
-        if (!strcmp(n->def->attrs[i].name, name)) return (const char *)n->attrs + n->def->attrs[i].offset;
-    return NULL;
-}
-
 static void copy_ints(int64_t *dst, const kn_ints *src)
 {
     for (int i = 0; src && i < src->n && i < 2; i++)
@@ -22,14 +15,14 @@ static void copy_ints(int64_t *dst, const kn_ints *src)
 
 static bool conv_params(const kn_gnode *n, kn_conv_params *p)
 {
-    const int64_t *groups = attr_ptr(n, "groups"), *layout = attr_ptr(n, "layout");
-    const bool *same = attr_ptr(n, "pad_same");
+    const int64_t *groups = kn__node_attr(n, "groups"), *layout = kn__node_attr(n, "layout");
+    const bool *same = kn__node_attr(n, "pad_same");
     if (!groups || !layout || !same) return false;
     memset(p, 0, sizeof *p);
-    copy_ints(p->stride, attr_ptr(n, "stride"));
-    copy_ints(p->pad_begin, attr_ptr(n, "pad_begin"));
-    copy_ints(p->pad_end, attr_ptr(n, "pad_end"));
-    copy_ints(p->dilation, attr_ptr(n, "dilation"));
+    copy_ints(p->stride, kn__node_attr(n, "stride"));
+    copy_ints(p->pad_begin, kn__node_attr(n, "pad_begin"));
+    copy_ints(p->pad_end, kn__node_attr(n, "pad_end"));
+    copy_ints(p->dilation, kn__node_attr(n, "dilation"));
     p->groups = *groups;
     p->pad_same = *same;
     p->layout = (kn_layout)*layout;
