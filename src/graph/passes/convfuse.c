@@ -1,8 +1,10 @@
-/* convfuse.c — inference-only: conv2d → [add residual] → [activation] chains,
- * each intermediate read only by the next node, become one conv2d_fused
- * node whose kernel applies bias, residual and activation while storing the
- * output. Afterwards no conv2d output feeds (as its only use) an add of the
- * same shape or a supported activation. */
+/* convfuse.c — inference-only: conv2d or linear → [add residual] →
+ * [activation] chains, each intermediate read only by the next node, become
+ * one conv2d_fused / linear_fused node whose kernel applies bias, residual
+ * and activation while storing the output (every linear becomes a
+ * linear_fused: its bias then rides in the GEMM's epilogue too). Afterwards
+ * no conv2d or linear output feeds (as its only use) an add of the same
+ * shape or a supported activation, and no linear node is left. */
 #include "../graph.h"
 
 #include "../../kernels/gemm.h" /* kn_act */
@@ -59,9 +61,10 @@ static int32_t sole_reader(const kn_graph *g, int32_t v, const int32_t *uses)
 static kn_status fuse_chain(kn_graph *g, int32_t ci, const int32_t *uses, bool *fused)
 {
     kn_gnode *conv = &g->nodes[ci];
+    bool is_linear = conv->def == &kn_op_linear;
     kn_conv_params p;
     *fused = false;
-    if (!conv_params(conv, &p)) return KN_OK;
+    if (!is_linear && !conv_params(conv, &p)) return KN_OK;
     int32_t y = conv->out[0], residual = -1, last = ci, act = KN_ACT_NONE;
     int32_t add = sole_reader(g, y, uses);
     if (add >= 0 && g->nodes[add].def == &kn_op_add) {
@@ -73,20 +76,21 @@ static kn_status fuse_chain(kn_graph *g, int32_t ci, const int32_t *uses, bool *
     }
     int32_t an = sole_reader(g, y, uses);
     if (an >= 0 && (act = act_of(g->nodes[an].def)) != KN_ACT_NONE) last = an, y = g->nodes[an].out[0];
-    if (last == ci) return KN_OK;
+    if (last == ci && !is_linear) return KN_OK;
     kn_gnode *tail = &g->nodes[last];
     int32_t *in = kn_alloc(sizeof(int32_t) * 5);
-    void *attrs = kn_alloc(kn__conv_fused_attrs_size());
+    void *attrs = kn_alloc(is_linear ? sizeof(int64_t) : kn__conv_fused_attrs_size());
     if (!in || !attrs) {
         kn_free(in), kn_free(attrs);
         return kn_last_status();
     }
     in[0] = conv->in[0], in[1] = conv->in[1], in[2] = conv->in[2], in[3] = residual, in[4] = y;
-    kn__conv_fused_attrs_set(attrs, &p, act);
-    conv->dead = true; /* the chain's earlier nodes go; the tail becomes the fused node */
+    if (is_linear) *(int64_t *)attrs = act; /* linear_fused's attrs: {act} */
+    else kn__conv_fused_attrs_set(attrs, &p, act);
+    if (last != ci) conv->dead = true; /* earlier chain nodes go; the tail becomes the fused node */
     if (residual >= 0 && add != last) g->nodes[add].dead = true;
     kn_free(tail->in), kn_free(tail->attrs);
-    tail->def = &kn_op_conv2d_fused;
+    tail->def = is_linear ? &kn_op_linear_fused : &kn_op_conv2d_fused;
     tail->attrs = attrs;
     tail->in = in;
     tail->n_in = 4;
@@ -102,7 +106,8 @@ kn_status kn__pass_convfuse(kn_graph *g, unsigned flags)
     if (flags & KN_GRAPH_TRAINING) return KN_OK;
     int n = 0;
     for (int32_t i = 0; i < g->n_nodes; i++) {
-        if (g->nodes[i].dead || g->nodes[i].def != &kn_op_conv2d) continue;
+        if (g->nodes[i].dead || (g->nodes[i].def != &kn_op_conv2d && g->nodes[i].def != &kn_op_linear))
+            continue;
         int32_t *uses;
         if (kn__graph_use_counts(g, &uses)) return kn_last_status();
         bool fused;
