@@ -120,6 +120,15 @@ static kn_status fused_ref(const kn_op_args *a)
     return st;
 }
 
+/* As linear's: 2·rows·in·out plus the bias. */
+static int64_t linear_fused_flops(const kn_op_args *a)
+{
+    const kn_tensor *x = a->in[0], *w = a->in[1];
+    if (x->ndim < 1 || w->ndim != 2) return 0;
+    int64_t rows = kn_tensor_numel(x) / (x->shape[x->ndim - 1] ? x->shape[x->ndim - 1] : 1);
+    return rows * w->shape[0] * (2 * w->shape[1] + (a->in[2] ? 1 : 0));
+}
+
 static const kn_impl linear_fused_impls[] = {
     {"gemm", KN_ISA_REF, fused_accepts, fused_gemm},
     {"ref", KN_ISA_REF, NULL, fused_ref},
@@ -137,6 +146,7 @@ const kn_op_def kn_op_linear_fused = {
     .dtypes = KN_DTYPES_FLOAT,
     .infer = linear_fused_infer,
     .impls = linear_fused_impls,
+    .flops = linear_fused_flops,
     .amp = KN_AMP_LOWP,
     .layout = KN_LAYOUT_FIXED,
 };
