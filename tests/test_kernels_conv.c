@@ -366,6 +366,14 @@ static void test_forward_medium(void)
         {.nsp = 2, .nhwc = false, .bias = true, .n = 2, .cin = 24, .cout = 40, .groups = 1,
          .in = {1, 29, 31}, .k = {1, 3, 3}, .s = {1, 2, 2}, .d = {1, 1, 1}, .pb = {0, 1, 0},
          .pe = {0, 1, 1}},
+        /* NCHW f32 no-pack kernel: several k blocks (K > 128), row chunks
+         * (C_out > 96) with a tail, column blocks with a tail */
+        {.nsp = 2, .nhwc = false, .bias = true, .n = 2, .cin = 300, .cout = 103, .groups = 1,
+         .in = {1, 9, 11}, .k = {1, 1, 1}, .s = {1, 1, 1}, .d = {1, 1, 1}, .pb = {0, 0, 0},
+         .pe = {0, 0, 0}},
+        {.nsp = 2, .nhwc = false, .bias = true, .n = 1, .cin = 37, .cout = 50, .groups = 1,
+         .in = {1, 15, 9}, .k = {1, 3, 3}, .s = {1, 1, 1}, .d = {1, 1, 1}, .pb = {0, 1, 1},
+         .pe = {0, 1, 1}},
         {.nsp = 2, .nhwc = true, .bias = false, .n = 1, .cin = 96, .cout = 96, .groups = 96,
          .in = {1, 23, 23}, .k = {1, 3, 3}, .s = {1, 2, 2}, .d = {1, 1, 1}, .pb = {0, 1, 1},
          .pe = {0, 1, 1}},
@@ -525,6 +533,76 @@ static void test_fused_entry(void)
     kn_set_num_threads(threads);
 }
 
+/* The NCHW f32 no-pack kernel's in-kernel epilogue: bias, scale/shift, a
+ * bf16 or f32 residual and relu/relu6, several k blocks and tails, against
+ * the reference conv followed by the epilogue in double; 1 vs 2 threads
+ * bitwise. */
+static void test_fused_nopack(void)
+{
+    static const struct {
+        int64_t cin, cout, h, w, k;
+    } shapes[] = {{150, 20, 7, 9, 3}, {200, 101, 5, 13, 1}, {3, 64, 23, 21, 7}, {129, 7, 1, 1, 1}};
+    int threads = kn_get_num_threads();
+    for (int t = 0; t < 2 * LEN(shapes); t++) {
+        int si = t % LEN(shapes);
+        int64_t kk = shapes[si].k, pad = kk / 2, s = kk == 7 ? 2 : 1;
+        prob p = {.nsp = 2, .nhwc = false, .n = 1, .cin = shapes[si].cin,
+                  .cout = shapes[si].cout, .groups = 1, .in = {1, shapes[si].h, shapes[si].w},
+                  .k = {1, kk, kk}, .s = {1, s, s}, .d = {1, 1, 1}, .pb = {0, pad, pad},
+                  .pe = {0, pad, pad}};
+        for (int j = 0; j < 3; j++)
+            p.out[j] = (p.in[j] + p.pb[j] + p.pe[j] - p.d[j] * (p.k[j] - 1) - 1) / p.s[j] + 1;
+        kn_dtype rdt = t < LEN(shapes) ? KN_BF16 : KN_F32;
+        kn_tensor *x = make_act(&p, p.cin, p.in, KN_F32, 1200 + (uint64_t)t);
+        kn_tensor *res = make_act(&p, p.cout, p.out, rdt, 1250 + (uint64_t)t);
+        kn_tensor *w = make_w(p.cout, p.cin, p.k, KN_F32, 1290 + (uint64_t)t);
+        float *bias = malloc(sizeof(float) * (size_t)p.cout * 3), *scale = bias + p.cout,
+              *shift = scale + p.cout;
+        for (int64_t c = 0; c < p.cout; c++)
+            bias[c] = (float)rnd(-8, 8) / 8, scale[c] = (float)rnd(1, 16) / 8,
+            shift[c] = (float)rnd(-8, 8) / 16;
+        kn_act act = t % 2 ? KN_ACT_RELU6 : KN_ACT_RELU;
+        kn_epilogue ep = {.bias = bias, .scale = t % 3 ? scale : NULL, .shift = shift,
+                          .residual = kn_tensor_data(res), .residual_dtype = rdt, .act = act};
+        kn_conv_params cp = {.stride = {s, s}, .pad_begin = {pad, pad}, .pad_end = {pad, pad},
+                             .dilation = {1, 1}, .groups = 1, .layout = false};
+        kn_set_isa(KN_ISA_REF);
+        kn_tensor *y = kn_conv2d(x, w, NULL, &cp);
+        kn_tensor *ax = kn_abs(x), *aw = kn_abs(w), *bound = kn_conv2d(ax, aw, NULL, &cp);
+        kn_set_isa(isa_levels[0]);
+        kn_set_num_threads(1);
+        kn_tensor *f = kn__conv2d_fused(x, w, &cp, &ep, KN_F32, NULL);
+        kn_set_num_threads(2);
+        kn_tensor *f2 = kn__conv2d_fused(x, w, &cp, &ep, KN_F32, NULL);
+        KT_NOTNULL(y);
+        KT_NOTNULL(f);
+        KT_NOTNULL(f2);
+        if (y && f && f2 && bound) {
+            KT_CHECK(kt_equal_bits(f, f2), "fused no-pack: 1 vs 2 threads differ");
+            double *yv = values(y), *fv = values(f), *bd = values(bound), *rv = values(res);
+            int64_t n = kn_tensor_numel(y), K = p.cin * kk * kk, bad = -1;
+            double u = 1.0 / (1 << 24);
+            for (int64_t i = 0; i < n; i++) {
+                int64_t c = i / (p.out[1] * p.out[2]) % p.cout;
+                double v = yv[i] + bias[c], e_conv = 2.0 * (double)(K + 4) * u * bd[i];
+                v = v * (ep.scale ? scale[c] : 1.0) + shift[c] + rv[i];
+                v = kn__act_ref(act, (float)v);
+                double tol = 2.2 * e_conv + 1e-6 * (fabs(v) + bd[i] * 2 + 1);
+                if (!(fabs(fv[i] - v) <= tol) && bad < 0) bad = i;
+            }
+            KT_CHECK(bad < 0, "fused no-pack element %lld: %.9g vs %.9g (shape %d)",
+                     (long long)bad, bad >= 0 ? fv[bad] : 0, bad >= 0 ? yv[bad] : 0, si);
+            free(yv), free(fv), free(bd), free(rv);
+        }
+        free(bias);
+        kn_tensor *all[] = {x, res, w, y, ax, aw, bound, f, f2};
+        for (int i = 0; i < LEN(all); i++)
+            kn_tensor_unref(all[i]);
+    }
+    kn_set_isa(KN_ISA_AVX512BF16);
+    kn_set_num_threads(threads);
+}
+
 /* The fast paths report allocation failures as errors and leak nothing. */
 static kn_status alloc_case(void *ctx)
 {
@@ -571,6 +649,7 @@ int main(void)
     KT_RUN(test_grad_weight_random);
     KT_RUN(test_transpose_random);
     KT_RUN(test_fused_entry);
+    KT_RUN(test_fused_nopack);
     KT_RUN(test_alloc_failures);
     return kt_finish();
 }

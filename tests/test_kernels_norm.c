@@ -265,6 +265,88 @@ static void test_softmax_fast(void)
     kt_mark("softmax", KT_FWD), kt_mark("log_softmax", KT_FWD);
 }
 
+/* normalize_grad: the fast kernel vs its ref twin (the same op capped at
+ * ref), then both vs the composite gradient of normalize (recording on). A
+ * statistic of n terms folded in f32 lanes (|gy| <= 2, |y| <~ 4): the means
+ * carry ~(16 + n/16) * 2^-24 * 8 absolute error, times rstd (~1). */
+static kn_tensor *run_ngrad(kn_tensor *gy, kn_tensor *y, kn_tensor *rstd, const ncase *c,
+                            bool center)
+{
+    kn_norm_attrs at = {.axes = {c->n_axes, {0}}, .eps = 1e-5, .center = center};
+    for (int i = 0; i < c->n_axes; i++)
+        at.axes.v[i] = c->axes[i];
+    kn_tensor *in[3] = {gy, y, rstd};
+    return kn__op_call1(&kn_op_normalize_grad, 3, in, &at);
+}
+
+static void test_normalize_grad_fast(void)
+{
+    for (int dti = 0; dti < 2; dti++) {
+        kn_dtype dt = dti ? KN_BF16 : KN_F32;
+        for (int ci = 0; ci < KN_ARRAY_LEN(norm_cases); ci++)
+            for (int center = 0; center < 2; center++) {
+                const ncase *c = &norm_cases[ci];
+                kn_tensor *x = padded(dt, c->nd, c->shape, c->pad, 200 + (uint64_t)ci), *o[3];
+                KT_OK(run_normalize(x, c->n_axes, c->axes, center, o));
+                kn_tensor *gy0 = kt_rand(c->nd, c->shape, -2, 2, 500 + (uint64_t)ci);
+                kn_tensor *gy = kn_cast(gy0, dt);
+                kn_set_isa(KN_ISA_REF);
+                kn_tensor *r = run_ngrad(gy, o[0], o[2], c, center);
+                kn_set_isa(KN_ISA_AVX512BF16);
+                kn_tensor *f = run_ngrad(gy, o[0], o[2], c, center);
+                kn_set_num_threads(1);
+                kn_tensor *f1 = run_ngrad(gy, o[0], o[2], c, center);
+                kn_set_num_threads(2);
+                KT_NOTNULL(r);
+                KT_NOTNULL(f);
+                KT_NOTNULL(f1);
+                int64_t cnt = kn_tensor_numel(x) / kn_tensor_numel(o[2]);
+                double rs = 0; /* the largest rstd scales the error */
+                double *rv = to_f64(o[2]);
+                for (int64_t i = 0; i < kn_tensor_numel(o[2]); i++)
+                    rs = rv[i] > rs ? rv[i] : rs;
+                free(rv);
+                double eps = 0x1p-23 * (16 + (double)cnt / 16) * 8 * rs;
+                double rel = dt == KN_BF16 ? 0x1p-7 : 0x1p-22;
+                close_to("normalize_grad", f, r, rel, dt == KN_BF16 ? 0x1p-7 * 8 * rs + eps : eps);
+                KT_CHECK(kt_equal_bits(f, f1), "normalize_grad case %d: 1 vs 2 threads", ci);
+                kn_tensor_unref(r), kn_tensor_unref(f), kn_tensor_unref(f1);
+                kn_tensor_unref(gy), kn_tensor_unref(gy0), kn_tensor_unref(x);
+                unref3(o);
+            }
+    }
+    kt_mark("normalize_grad", KT_FWD);
+    /* not differentiable: recording through it records nothing */
+    const ncase *c = &norm_cases[2];
+    kn_tensor *x = padded(KN_F32, c->nd, c->shape, 0, 7), *o[3];
+    KT_OK(run_normalize(x, c->n_axes, c->axes, true, o));
+    kn_tensor *gy = kt_rand(c->nd, c->shape, -1, 1, 8);
+    kn_tensor_set_requires_grad(gy, true);
+    kn_autograd_record(true);
+    kn_tensor *dx = run_ngrad(gy, o[0], o[2], c, true);
+    kn_autograd_record(false);
+    KT_NOTNULL(dx);
+    KT_CHECK(!kn_tensor_requires_grad(dx) && kn_autograd_tape_size() == 0 &&
+                 !kn_op_has_grad(kn_op_find("normalize_grad")),
+             "normalize_grad is not differentiable");
+    kt_mark("normalize_grad", KT_GRAD);
+    /* bad inputs */
+    kn_tensor *gbad = kt_rand(2, (int64_t[]){5, 7}, -1, 1, 9);
+    kn_tensor *rbad = kt_rand(2, (int64_t[]){1, 768}, -1, 1, 9);
+    kn_tensor *gi = kn_tensor_zeros(KN_I32, c->nd, c->shape);
+    kt_expect_fail("normalize_grad", run_ngrad(gbad, o[0], o[2], c, true), "shape");
+    kt_expect_fail("normalize_grad", run_ngrad(gy, o[0], rbad, c, true), "rstd");
+    kt_expect_fail("normalize_grad", run_ngrad(gi, o[0], o[2], c, true), "dtype");
+    kt_expect_fail("normalize_grad", run_ngrad(NULL, o[0], o[2], c, true), "NULL");
+    ncase bad_axes = *c;
+    bad_axes.axes[0] = 5;
+    kt_expect_fail("normalize_grad", run_ngrad(gy, o[0], o[2], &bad_axes, true), "axis");
+    kt_mark("normalize_grad", KT_BAD);
+    kn_tensor_unref(gbad), kn_tensor_unref(rbad), kn_tensor_unref(gi), kn_tensor_unref(dx);
+    kn_tensor_unref(gy), kn_tensor_unref(x);
+    unref3(o);
+}
+
 int main(void)
 {
     kn_set_num_threads(2);
@@ -272,5 +354,6 @@ int main(void)
     KT_RUN(test_normalize_fast);
     KT_RUN(test_fused_norms);
     KT_RUN(test_softmax_fast);
+    KT_RUN(test_normalize_grad_fast);
     return kt_finish();
 }

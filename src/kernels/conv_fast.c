@@ -616,6 +616,70 @@ static kn_status conv_fwd_nhwc(const kn_conv_geom *g, const kn_conv_act *x,
     return s;
 }
 
+/* ------------------------------------------- no-pack product (AVX-512) */
+/* y (m × pt, row stride ldy) = w (m × k) · b (k × pt), split into items of
+ * (a chunk of mc rows) × (64 columns); each element is computed the same
+ * way whatever the split (see conv_direct.c). */
+typedef struct np_job {
+    int64_t k, m, pt, mc, nmc;
+    const float *w, *b;
+    int64_t ldw, ldb, ldy;
+    float *y;
+    const kn_np_epi *e;
+} np_job;
+
+#if KILN_X86
+static void np_task(int64_t b, int64_t e, void *arg)
+{
+    const np_job *j = arg;
+    for (int64_t it = b; it < e; it++) {
+        int64_t pb = it / j->nmc, mi = it % j->nmc;
+        int64_t m0 = mi * j->mc, m1 = m0 + j->mc < j->m ? m0 + j->mc : j->m;
+        int64_t p0 = pb * 64, p1 = p0 + 64 < j->pt ? p0 + 64 : j->pt;
+        kn__conv_np_f32_avx512(j->k, j->w, j->ldw, j->b, j->ldb, j->y, j->ldy, m0, m1, p0, p1,
+                               j->e);
+    }
+}
+#endif
+
+static void np_product(int64_t m, int64_t pt, int64_t k, const float *w, int64_t ldw,
+                       const float *b, int64_t ldb, float *y, int64_t ldy, const kn_np_epi *e)
+{
+#if KILN_X86
+    int64_t nmc = (m + 95) / 96, mc = ((m + nmc - 1) / nmc + 5) / 6 * 6;
+    nmc = (m + mc - 1) / mc;
+    np_job j = {.k = k, .m = m, .pt = pt, .mc = mc, .nmc = nmc, .w = w, .b = b, .ldw = ldw,
+                .ldb = ldb, .ldy = ldy, .y = y, .e = e};
+    int64_t items = nmc * ((pt + 63) / 64);
+    int64_t work = mc * 64 * k; /* FMAs per item */
+    kn_parallel_for(items, work >= (1 << 16) ? 1 : (1 << 16) / work + 1, np_task, &j);
+#else
+    (void)m, (void)pt, (void)k, (void)w, (void)ldw, (void)b, (void)ldb, (void)y, (void)ldy, (void)e;
+#endif
+}
+
+/* The no-pack path takes f32 NCHW problems with one group on AVX-512. */
+static bool np_usable(const kn_conv_geom *g, const kn_conv_act *x, kn_dtype wdt,
+                      const kn_conv_act *y, kn_dtype compute, const kn_epilogue *ep)
+{
+#if KILN_X86
+    if (kn_isa_max() < KN_ISA_AVX512 || compute != KN_F32 || x->dt != KN_F32 ||
+        wdt != KN_F32 || y->dt != KN_F32 || g->groups != 1)
+        return false;
+    if (ep && ep->residual) { /* a residual aliasing y would be overwritten by partial sums */
+        const char *r = ep->residual, *yp = y->p;
+        int64_t span = ((g->n - 1) * y->sn + (g->cout - 1) * y->sc +
+                        g->out[0] * g->out[1] * g->out[2]) * 4;
+        size_t res_span = (size_t)span / (ep->residual_dtype == KN_F32 ? 1 : 2);
+        if (r < yp + span && yp < r + res_span) return false;
+    }
+    return true;
+#else
+    (void)g, (void)x, (void)wdt, (void)y, (void)compute, (void)ep;
+    return false;
+#endif
+}
+
 /* NCHW: y[n] (C_out, P) = w (C_out, K) · col (K, P) per group, in tiles of
  * output rows; with an epilogue the GEMM writes an f32 tile that the
  * per-channel epilogue then stores. */
@@ -638,10 +702,14 @@ static kn_status conv_fwd_nchw(const kn_conv_geom *g, const kn_conv_act *x,
         wa = wp;
     }
     bool fused = !ep_empty(ep);
+    bool np = np_usable(g, x, wdt, y, compute, ep);
+    /* the no-pack kernel applies bias/scale/shift/residual/relu(6) itself */
+    bool np_ep = np && fused &&
+                 (ep->act == KN_ACT_NONE || ep->act == KN_ACT_RELU || ep->act == KN_ACT_RELU6);
     /* an f32 output takes the epilogue in place after a plain GEMM (keeps
      * the GEMM whole); other dtypes go through an f32 tile */
-    bool in_place = fused && y->dt == KN_F32;
-    bool via_tile = fused && !in_place;
+    bool in_place = fused && y->dt == KN_F32 && !np_ep;
+    bool via_tile = fused && !in_place && !np_ep;
     /* tile: whole output rows, about TILE_BYTES of col (or of f32 output) */
     int64_t per_q = (direct ? 0 : K * (int64_t)kn_dtype_size(cdt)) + (via_tile ? g->cout * 4 : 0);
     int64_t qt = per_q ? TILE_BYTES / (per_q * OW) : Q;
@@ -669,12 +737,30 @@ static kn_status conv_fwd_nchw(const kn_conv_geom *g, const kn_conv_act *x,
                 b = col, bdt = cdt, ldb = pt, sb = Kg * pt;
             }
             char *yt = y->p + (n * y->sn + q0 * OW) * (int64_t)yes;
-            if (!via_tile) {
+            if (np) {
+                kn_np_epi e = {0};
+                if (np_ep) {
+                    e = (kn_np_epi){ep->bias, ep->scale, ep->shift, NULL, ep->residual_dtype,
+                                    y->sc, ep->act};
+                    if (ep->residual)
+                        e.res = (const char *)ep->residual +
+                                (n * y->sn + q0 * OW) * (int64_t)kn_dtype_size(ep->residual_dtype);
+                }
+                np_product(g->cout, pt, K, (const float *)wa, K, (const float *)b, ldb,
+                           (float *)yt, y->sc, np_ep ? &e : NULL);
+                const char *res = in_place && ep->residual
+                                      ? (const char *)ep->residual + (n * y->sn + q0 * OW) *
+                                                (int64_t)kn_dtype_size(ep->residual_dtype)
+                                      : NULL;
+                if (in_place)
+                    epilogue_parallel(ep, g->cout, pt, (const float *)yt, y->sc, yt, KN_F32, y->sc, res);
+            } else if (!via_tile) {
                 s = kn__gemm_batched(compute, false, false, coutg, pt, Kg, wa, wdt, Kg, b, bdt,
                                      ldb, 0.0f, yt, y->dt, y->sc, NULL, G, coutg * Kg, sb,
                                      coutg * y->sc);
                 const char *res = in_place && ep->residual
-                                      ? (const char *)ep->residual + (n * y->sn + q0 * OW) * 4
+                                      ? (const char *)ep->residual + (n * y->sn + q0 * OW) *
+                                                (int64_t)kn_dtype_size(ep->residual_dtype)
                                       : NULL;
                 if (!s && in_place)
                     epilogue_parallel(ep, g->cout, pt, (const float *)yt, y->sc, yt, KN_F32, y->sc, res);

@@ -72,8 +72,25 @@ kn_status kn__conv_bwd_weight(const kn_conv_geom *g, const kn_conv_act *x, const
 kn_tensor *kn__conv2d_fused(kn_tensor *x, kn_tensor *w, const kn_conv_params *p,
                             const kn_epilogue *ep, kn_dtype compute, kn_tensor *out);
 
-/* ---- ISA kernels (src/kernels/x86/avx512/conv_dw.c) */
+/* Per-row epilogue of the no-pack product (rows are output channels):
+ * v + bias[row], *scale[row] + shift[row], + res (dtype res_dt, at the same
+ * (row, col) as y with row stride ldr), then act (NONE, RELU or RELU6 only). */
+typedef struct kn_np_epi {
+    const float *bias, *scale, *shift;
+    const void *res;
+    kn_dtype res_dt;
+    int64_t ldr;
+    kn_act act;
+} kn_np_epi;
+
+/* ---- ISA kernels (src/kernels/x86/avx512/conv_dw.c, conv_direct.c) */
 #if KILN_X86
+/* y rows [m0, m1) × columns [p0, p1) (p1 - p0 <= 64) of y (M×P, row stride
+ * ldy) = W (M×k, row stride ldw) · B (k×P, row stride ldb), f32, no packing;
+ * e (or NULL) applied after the last k. */
+void kn__conv_np_f32_avx512(int64_t k, const float *w, int64_t ldw, const float *b, int64_t ldb,
+                            float *y, int64_t ldy, int64_t m0, int64_t m1, int64_t p0, int64_t p1,
+                            const kn_np_epi *e);
 /* Depthwise NHWC, f32 or bf16 activations, f32 weights packed as
  * wp[(kh*kW + kw)*C + c]: output rows r in [r0, r1) of (N*OH) — each row is
  * all OW pixels × all C channels — with the per-channel epilogue. */

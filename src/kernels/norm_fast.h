@@ -37,6 +37,25 @@ bool kn__norm_avx512_accepts(const kn_norm_job *j);
 /* Needs an accepted job; fails only when scratch memory is short. */
 kn_status kn__norm_avx512_run(const kn_norm_job *j);
 
+/* The gradient of normalize with respect to x through y:
+ * dx = rstd * (gy - mean(gy) - y * mean(gy * y)) (no mean(gy) term when
+ * center is false), means over the dims in `mask`; rstd: one f32 per kept
+ * element. gy and y: f32 or bf16 of one dtype, contiguous, one shape; dx:
+ * new contiguous tensor of that shape and dtype. Same (A, C, B) shapes as
+ * the forward kernel: rows (B > 1) parallel over c, two passes; columns
+ * (B == 1) in fixed chunks of rows combined in double in chunk order. */
+typedef struct kn_norm_grad_job {
+    const kn_tensor *gy, *y;
+    kn_tensor *dx;
+    bool mask[KN_MAX_DIMS];
+    bool center;
+    const float *rstd;
+} kn_norm_grad_job;
+
+bool kn__norm_grad_avx512_accepts(const kn_norm_grad_job *j);
+/* Needs an accepted job; fails only when scratch memory is short. */
+kn_status kn__norm_grad_avx512_run(const kn_norm_grad_job *j);
+
 /* softmax (log = false) or log_softmax of x along `axis` into y (contiguous,
  * x's shape and dtype). x: f32 or bf16 whose dims before and after the axis
  * each merge to one strided dim, the inner one (or, without one, the axis)

@@ -238,7 +238,14 @@ static kn_status normalize_grad(const kn_grad_args *g)
     double inv_n = n ? 1.0 / (double)n : 0.0;
     kn_scratch s = {0};
     kn_tensor *dx = NULL;
-    if (gy) {
+    if (gy && !kn__record_active()) { /* one kernel; the composite below when recording */
+        kn_tensor *in[3] = {gy, y, rstd};
+        dx = kn__keep(&s, kn__op_call1(&kn_op_normalize_grad, 3, in, at));
+        if (!dx) {
+            kn__scratch_free(&s);
+            return kn_last_status();
+        }
+    } else if (gy) {
         kn_tensor *t = gy;
         if (at->center) t = kn__keep(&s, kn_sub(t, kn__keep(&s, mean_r(&s, gy, at, inv_n))));
         kn_tensor *m = kn__keep(&s, mean_r(&s, kn__keep(&s, kn_mul(gy, y)), at, inv_n));
@@ -274,6 +281,160 @@ const kn_op_def kn_op_normalize = {
     .infer = normalize_infer,
     .impls = normalize_impls,
     .grad = normalize_grad,
+    .amp = KN_AMP_FP32,
+    .layout = KN_LAYOUT_FIXED,
+};
+
+/* ================================================================ normalize_grad
+ * Inputs gy, y (one shape) and rstd (normalize's keepdim shape), attrs those
+ * of normalize: dx = rstd * (gy - mean(gy) - y * mean(gy * y)) over `axes`
+ * (no mean(gy) term without centering), x's dtype. The backward of
+ * normalize in one or two passes; not differentiable itself (a gradient of
+ * a gradient takes normalize's composite instead). */
+static void same_shape(const kn_tensor *x, kn_out_meta *out);
+
+static kn_status normalize_grad_infer(const kn_op_args *a, kn_out_meta *out)
+{
+    const norm_attrs *at = a->attrs;
+    const kn_tensor *gy = a->in[0], *y = a->in[1], *r = a->in[2];
+    bool mask[KN_MAX_DIMS];
+    kn_status s;
+    for (int i = 0; i < 3; i++)
+        if ((s = kn__check_float(a, i))) return s;
+    if ((s = axes_mask("normalize_grad", &at->axes, y->ndim, mask))) return s;
+    char sa[96], sb[96];
+    if (gy->ndim != y->ndim || memcmp(gy->shape, y->shape, sizeof(int64_t) * (size_t)y->ndim))
+        return kn__error(KN_ERR_SHAPE, "normalize_grad: gy has shape %s, y %s",
+                         kn__shape_str(gy->ndim, gy->shape, sa, sizeof sa),
+                         kn__shape_str(y->ndim, y->shape, sb, sizeof sb));
+    bool ok = r->ndim == y->ndim;
+    for (int d = 0; ok && d < y->ndim; d++)
+        ok = r->shape[d] == (mask[d] ? 1 : y->shape[d]);
+    if (!ok)
+        return kn__error(KN_ERR_SHAPE, "normalize_grad: rstd has shape %s for y of shape %s",
+                         kn__shape_str(r->ndim, r->shape, sa, sizeof sa),
+                         kn__shape_str(y->ndim, y->shape, sb, sizeof sb));
+    same_shape(y, out);
+    return KN_OK;
+}
+
+typedef struct ngrad_plan {
+    const kn_tensor *t[4]; /* gy, y, rstd, dx */
+    int n_kept, n_red;
+    int64_t kept_shape[KN_MAX_DIMS], kept_s[4][KN_MAX_DIMS];
+    int64_t red_shape[KN_MAX_DIMS], red_s[4][KN_MAX_DIMS];
+    int64_t count;
+    bool center;
+} ngrad_plan;
+
+/* Offsets (elements) of reduced index r in gy, y, dx. */
+static void ngrad_red(const ngrad_plan *p, int64_t r, int64_t *o)
+{
+    o[0] = o[1] = o[3] = 0;
+    for (int d = p->n_red - 1; d >= 0; d--) {
+        int64_t i = r % p->red_shape[d];
+        r /= p->red_shape[d];
+        o[0] += i * p->red_s[0][d], o[1] += i * p->red_s[1][d], o[3] += i * p->red_s[3][d];
+    }
+}
+
+static void normalize_grad_range(int64_t begin, int64_t end, void *arg)
+{
+    const ngrad_plan *p = arg;
+    int64_t es[4];
+    const char *b[4];
+    for (int i = 0; i < 4; i++)
+        es[i] = (int64_t)kn_dtype_size(p->t[i]->dtype), b[i] = kn__tensor_ptr(p->t[i]);
+    kn_dtype gd = p->t[0]->dtype, yd = p->t[1]->dtype;
+    for (int64_t o = begin; o < end; o++) {
+        int64_t k[4] = {0, 0, 0, 0}, rem = o, ro[4];
+        for (int d = p->n_kept - 1; d >= 0; d--) {
+            int64_t i = rem % p->kept_shape[d];
+            rem /= p->kept_shape[d];
+            for (int t = 0; t < 4; t++)
+                k[t] += i * p->kept_s[t][d];
+        }
+        double sg = 0, sq = 0;
+        for (int64_t r = 0; r < p->count; r++) {
+            ngrad_red(p, r, ro);
+            double g = kn__load(gd, b[0] + (k[0] + ro[0]) * es[0]);
+            sg += g, sq += g * kn__load(yd, b[1] + (k[1] + ro[1]) * es[1]);
+        }
+        double inv = 1.0 / (double)p->count, mg = p->center ? sg * inv : 0, mq = sq * inv;
+        double rs = kn__load(p->t[2]->dtype, b[2] + k[2] * es[2]);
+        for (int64_t r = 0; r < p->count; r++) {
+            ngrad_red(p, r, ro);
+            double g = kn__load(gd, b[0] + (k[0] + ro[0]) * es[0]);
+            double y = kn__load(yd, b[1] + (k[1] + ro[1]) * es[1]);
+            kn__store(p->t[3]->dtype, (char *)b[3] + (k[3] + ro[3]) * es[3], rs * (g - mg - y * mq));
+        }
+    }
+}
+
+static kn_status normalize_grad_ref(const kn_op_args *a)
+{
+    const norm_attrs *at = a->attrs;
+    ngrad_plan p = {.t = {a->in[0], a->in[1], a->in[2], a->out[0]}, .count = 1,
+                    .center = at->center};
+    const kn_tensor *y = a->in[1];
+    bool mask[KN_MAX_DIMS];
+    axes_mask("normalize_grad", &at->axes, y->ndim, mask);
+    for (int d = 0; d < y->ndim; d++) {
+        bool red = mask[d];
+        int n = red ? p.n_red++ : p.n_kept++;
+        (red ? p.red_shape : p.kept_shape)[n] = y->shape[d];
+        for (int t = 0; t < 4; t++)
+            (red ? p.red_s[t] : p.kept_s[t])[n] = red && t == 2 ? 0 : p.t[t]->strides[d];
+        if (red) p.count *= y->shape[d];
+    }
+    int64_t groups = kn_tensor_numel(a->in[2]);
+    int64_t grain = 8192 / (3 * p.count + 1);
+    if (groups > 0 && p.count > 0) kn_parallel_for(groups, grain < 1 ? 1 : grain, normalize_grad_range, &p);
+    return KN_OK;
+}
+
+#if KILN_X86
+static void normalize_grad_job(const kn_op_args *a, kn_norm_grad_job *j)
+{
+    const norm_attrs *at = a->attrs;
+    *j = (kn_norm_grad_job){.gy = a->in[0], .y = a->in[1], .dx = a->out[0], .center = at->center};
+    axes_mask("normalize_grad", &at->axes, a->in[1]->ndim, j->mask);
+    j->rstd = (const float *)kn__tensor_ptr(a->in[2]);
+}
+
+static bool normalize_grad_avx512_accepts(const kn_op_args *a)
+{
+    kn_norm_grad_job j;
+    if (a->in[2]->dtype != KN_F32 || !kn_tensor_is_contiguous(a->in[2])) return false;
+    normalize_grad_job(a, &j);
+    return kn__norm_grad_avx512_accepts(&j);
+}
+
+static kn_status normalize_grad_avx512(const kn_op_args *a)
+{
+    kn_norm_grad_job j;
+    normalize_grad_job(a, &j);
+    return kn__norm_grad_avx512_run(&j);
+}
+#endif
+
+static const kn_impl normalize_grad_impls[] = {
+#if KILN_X86
+    {"avx512", KN_ISA_AVX512, normalize_grad_avx512_accepts, normalize_grad_avx512},
+#endif
+    {"ref", KN_ISA_REF, NULL, normalize_grad_ref},
+    {0}};
+
+const kn_op_def kn_op_normalize_grad = {
+    .name = "normalize_grad",
+    .n_in = 3,
+    .n_out = 1,
+    .attrs = normalize_schema,
+    .n_attrs = KN_ARRAY_LEN(normalize_schema),
+    .attrs_size = sizeof(norm_attrs),
+    .dtypes = KN_DTYPES_FLOAT,
+    .infer = normalize_grad_infer,
+    .impls = normalize_grad_impls,
     .amp = KN_AMP_FP32,
     .layout = KN_LAYOUT_FIXED,
 };

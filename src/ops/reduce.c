@@ -11,6 +11,10 @@
  * -inf, norm 0, all true, any false; max/min/argmax/argmin are errors. */
 #include "reduce.h"
 
+#if KILN_X86
+#include "../kernels/reduce_fast.h"
+#endif
+
 #include <math.h>
 
 /* ------------------------------------------------------------ attributes */
@@ -619,7 +623,70 @@ static kn_status reduce_ref(const kn_op_args *a)
     return KN_OK;
 }
 
-static const kn_impl reduce_impls[] = {{"ref", KN_ISA_REF, NULL, reduce_ref}, {0}};
+#if KILN_X86
+/* ---- AVX-512 sum/mean/max/min/var/std of f32/bf16 (src/kernels/x86/avx512/
+ * reduce.c): last axis, all axes, all but a channel axis; the reference
+ * engine above is the twin. var/std: the mean first, then the squared
+ * deviations around it. */
+static int fast_kind(const kn_op_def *def)
+{
+    if (def == &kn_op_sum || def == &kn_op_mean) return KN_RED_SUM;
+    if (def == &kn_op_max) return KN_RED_MAX;
+    if (def == &kn_op_min) return KN_RED_MIN;
+    if (def == &kn_op_var || def == &kn_op_std) return KN_RED_SQDEV;
+    return -1;
+}
+
+static bool reduce_avx512_accepts(const kn_op_args *a)
+{
+    bool mask[KN_MAX_DIMS];
+    const kn_tensor *x = a->in[0];
+    if (fast_kind(a->def) < 0 || (x->dtype != KN_F32 && x->dtype != KN_BF16) ||
+        a->out[0]->dtype != x->dtype || kn_tensor_numel(a->out[0]) == 0)
+        return false;
+    if (kn__reduce_mask(a->def->name, a->attrs, x->ndim, mask)) return false;
+    return kn__reduce_avx512_accepts(x, mask);
+}
+
+static kn_status reduce_avx512(const kn_op_args *a)
+{
+    const kn_tensor *x = a->in[0];
+    kn_tensor *y = a->out[0];
+    bool mask[KN_MAX_DIMS];
+    kn__reduce_mask(a->def->name, a->attrs, x->ndim, mask);
+    int64_t n_out = kn_tensor_numel(y), count = kn_tensor_numel(x) / n_out;
+    int kind = fast_kind(a->def);
+    double *r = kn_alloc(sizeof(double) * 2 * (size_t)n_out);
+    if (!r) return kn_last_status();
+    double *m = r + n_out;
+    kn_status s = kn__reduce_avx512_run(x, mask, kind == KN_RED_SQDEV ? KN_RED_SUM : kind, NULL, r);
+    if (!s && kind == KN_RED_SQDEV) {
+        for (int64_t o = 0; o < n_out; o++)
+            m[o] = r[o] / (double)count;
+        s = kn__reduce_avx512_run(x, mask, KN_RED_SQDEV, m, r);
+    }
+    double dof = (double)count;
+    if (kind == KN_RED_SQDEV && ((const kn_var_attrs *)a->attrs)->unbiased) dof -= 1;
+    size_t os = kn_dtype_size(y->dtype);
+    char *out = kn__tensor_ptr(y);
+    for (int64_t o = 0; !s && o < n_out; o++) {
+        double v = r[o];
+        if (a->def == &kn_op_mean) v /= (double)count;
+        if (kind == KN_RED_SQDEV) v /= dof > 0 ? dof : 0; /* 0/0 = nan, as PyTorch */
+        if (a->def == &kn_op_std) v = sqrt(v);
+        kn__store(y->dtype, out + o * (int64_t)os, v);
+    }
+    kn_free(r);
+    return s;
+}
+#endif
+
+static const kn_impl reduce_impls[] = {
+#if KILN_X86
+    {"avx512", KN_ISA_AVX512, reduce_avx512_accepts, reduce_avx512},
+#endif
+    {"ref", KN_ISA_REF, NULL, reduce_ref},
+    {0}};
 
 static kn_tensor *reduce_call(const kn_op_def *def, kn_tensor *x, int n_axes, const int *axes,
                               bool keepdim)
