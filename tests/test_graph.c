@@ -583,6 +583,30 @@ static void test_training_graph(void)
     kn_block_free(mlp), kn_block_free(res);
 }
 
+/* linear -> batch_norm (BatchNorm1d) folds into the linear in inference. */
+static void test_bnfold_linear(void)
+{
+    kn_graph *g = kn_graph_new();
+    int64_t xs[2] = {4, 6}, ws[2] = {3, 6}, cs[1] = {3};
+    kn_tensor *w = randn(2, ws, 0.5, 71), *b = randn(1, cs, 0.1, 72), *gam = randn(1, cs, 1, 73);
+    kn_tensor *bet = randn(1, cs, 1, 74), *mean = randn(1, cs, 1, 75), *var = kn_tensor_full(KN_F32, 1, cs, 2.5);
+    kn_tensor *x = kn_graph_input(g, "x", KN_F32, 2, xs);
+    kn_tensor *l = kn_linear(x, w, b);
+    kn_tensor *y = kn_batch_norm(l, gam, bet, mean, var, false, 0.1, 1e-5, KN_LAYOUT_NCHW);
+    KT_OK(kn_graph_output(g, y));
+    KT_OK(kn_graph_compile(g, KN_GRAPH_INFERENCE));
+    KT_CHECK(count_op(g, "batch_norm") == 0, "folded into the linear");
+    kn_tensor *xv = randn(2, xs, 1, 76), *out = NULL;
+    KT_OK(kn_graph_run(g, 1, &xv, 1, &out));
+    kn_tensor *le = kn_linear(xv, w, b);
+    kn_tensor *ye = kn_batch_norm(le, gam, bet, mean, var, false, 0.1, 1e-5, KN_LAYOUT_NCHW);
+    KT_CHECK(max_rel_diff(out, ye) < 1e-5, "same values (%g)", max_rel_diff(out, ye));
+    kn_tensor *objs[] = {w, b, gam, bet, mean, var, x, l, y, xv, out, le, ye};
+    for (int i = 0; i < 13; i++)
+        kn_tensor_unref(objs[i]);
+    kn_graph_free(g);
+}
+
 static void test_conv2d_fused_op(void)
 {
     int64_t xs[4] = {2, 5, 7, 6}, ws[4] = {4, 5, 3, 3}, bs[1] = {4}, ys[4] = {2, 4, 4, 3};
@@ -714,6 +738,7 @@ static void test_elementwise_fusion(void)
 int main(void)
 {
     KT_RUN(test_conv2d_fused_op);
+    KT_RUN(test_bnfold_linear);
     KT_RUN(test_linear_fused_op);
     KT_RUN(test_elementwise_fusion);
     KT_RUN(test_training_graph);

@@ -1,5 +1,6 @@
 /* bnfold.c — inference-only: a batch_norm in inference mode whose input is
- * the only use of a convolution's output, with constant or parameter
+ * the only use of a convolution's output (or a linear's (N, C) output, the
+ * BatchNorm1d case), with constant or parameter
  * weights and statistics, is folded into that convolution:
  *   w' = w * gamma / sqrt(var + eps) (per output channel), and
  *   b' = (b - mean) * gamma / sqrt(var + eps) + beta.
@@ -26,8 +27,14 @@ static int32_t foldable_conv(const kn_graph *g, const kn_gnode *bn, const int32_
     if (!training || *training || !bn_layout || g->values[x].kind != KN_VALUE_NODE || uses[x] != 1)
         return -1;
     const kn_gnode *conv = &g->nodes[g->values[x].node];
-    const int64_t *conv_layout = kn__node_attr(conv, "layout");
-    if (conv->dead || !is_conv(conv->def) || !conv_layout || *conv_layout != *bn_layout) return -1;
+    if (conv->dead) return -1;
+    if (conv->def == &kn_op_linear) {
+        /* y (N, C): channels on axis 1 in both layouts only for 2-d outputs */
+        if (g->values[x].ndim != 2) return -1;
+    } else {
+        const int64_t *conv_layout = kn__node_attr(conv, "layout");
+        if (!is_conv(conv->def) || !conv_layout || *conv_layout != *bn_layout) return -1;
+    }
     if (!is_data(g, conv->in[1]) || (conv->in[2] >= 0 && !is_data(g, conv->in[2]))) return -1;
     if (!is_data(g, bn->in[3]) || !is_data(g, bn->in[4])) return -1;
     for (int k = 1; k <= 2; k++)
