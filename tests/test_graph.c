@@ -494,6 +494,32 @@ static void check_plan(kn_block *b, int ndim, const int64_t *shape, const char *
         kn_tensor_unref(objs[i]);
 }
 
+static void test_inplace_plan(void)
+{
+    setenv("KILN_DISABLE_PASSES", "fuse", 1);
+    kn_graph *g = kn_graph_new();
+    int64_t s[1] = {100};
+    kn_tensor *x = kn_graph_input(g, "x", KN_F32, 1, s);
+    kn_tensor *a = kn_exp(x), *b = kn_relu(a), *c = kn_neg(b), *d = kn_add(c, x), *e = kn_sin(d);
+    kn_graph_output(g, e);
+    KT_OK(kn_graph_compile(g, KN_GRAPH_INFERENCE));
+    unsetenv("KILN_DISABLE_PASSES");
+    const kn_plan *p = g->plan;
+    int32_t va = a->trace_value, vb = b->trace_value, vc = c->trace_value, vd = d->trace_value;
+    KT_CHECK(p->share[vb] == va && p->share[vc] == va && p->share[vd] == va,
+             "relu, neg and add write over exp's bytes in place");
+    KT_CHECK(p->offset[vb] == p->offset[va] && p->arena_bytes < p->planned_bytes, "one buffer for four values");
+    KT_OK(kn__memplan_verify(g, p));
+    kn_tensor *xv = randn(1, s, 1, 81), *out = NULL;
+    KT_OK(kn_graph_run(g, 1, &xv, 1, &out));
+    kn_tensor *ea = kn_exp(xv), *eb = kn_relu(ea), *ec = kn_neg(eb), *ed = kn_add(ec, xv), *ee = kn_sin(ed);
+    KT_CHECK(kt_equal_bits(out, ee), "in-place plan computes what eager does");
+    kn_tensor *objs[] = {x, a, b, c, d, e, xv, out, ea, eb, ec, ed, ee};
+    for (int i = 0; i < 13; i++)
+        kn_tensor_unref(objs[i]);
+    kn_graph_free(g);
+}
+
 static void test_memory_plan(void)
 {
     kn_block *mlp = make_mlp(), *res = make_resnet();
@@ -743,6 +769,7 @@ int main(void)
     KT_RUN(test_elementwise_fusion);
     KT_RUN(test_training_graph);
     KT_RUN(test_memory_plan);
+    KT_RUN(test_inplace_plan);
     KT_RUN(test_mlp_inference_equal);
     KT_RUN(test_signature_cache);
     KT_RUN(test_batch_baked_in);

@@ -14,7 +14,7 @@ void kn__plan_free(kn_plan *p)
         for (int32_t v = 0; v < p->n_values; v++)
             kn_tensor_unref(p->fixed[v]);
     kn_tensor_unref(p->arena);
-    kn_free(p->last_use), kn_free(p->end), kn_free(p->offset), kn_free(p->fixed);
+    kn_free(p->last_use), kn_free(p->end), kn_free(p->offset), kn_free(p->share), kn_free(p->fixed);
     kn_free(p->static_node), kn_free(p->slots), kn_free(p->args);
     kn_free(p);
 }
@@ -69,12 +69,13 @@ kn_status kn__plan_build(kn_graph *g)
     p->last_use = kn_alloc(sizeof(int32_t) * nv);
     p->end = kn_alloc(sizeof(int32_t) * nv);
     p->offset = kn_alloc(sizeof(int64_t) * nv);
+    p->share = kn_alloc(sizeof(int32_t) * nv);
     p->fixed = kn_alloc(sizeof(kn_tensor *) * nv);
     p->slots = kn_alloc(sizeof(kn_tensor *) * nv);
     p->static_node = kn_alloc(sizeof(bool) * nn);
     p->args = kn_alloc(sizeof(kn_tensor *) * (size_t)(p->max_args + 1));
     kn_status s = KN_OK;
-    if (!p->last_use || !p->end || !p->offset || !p->fixed || !p->slots || !p->static_node || !p->args)
+    if (!p->last_use || !p->end || !p->offset || !p->share || !p->fixed || !p->slots || !p->static_node || !p->args)
         s = kn_last_status();
     if (!s) {
         memset(p->fixed, 0, sizeof(kn_tensor *) * nv);

@@ -45,6 +45,7 @@ typedef struct kn_plan {
     int32_t *last_use;  /* per value: last node reading it; INT32_MAX for outputs */
     int32_t *end;       /* per value: last node reading it or any alias of it */
     int64_t *offset;    /* per value: arena byte offset, or -1 when not planned */
+    int32_t *share;     /* per value: the value whose bytes it takes over in place, or itself */
     kn_tensor **fixed;  /* per planned value: its tensor in the arena */
     bool *static_node;  /* per node: all outputs planned, runs its kernel directly */
     kn_tensor **slots;  /* per value, during a run */

@@ -67,6 +67,7 @@ kn_tensor *kn__with_scalar(kn_tensor *(*op)(kn_tensor *, kn_tensor *), kn_tensor
                                        .impls = kn__unary_impls,                                   \
                                        .grad = grad_fn,                                            \
                                        .data = &fns,                                               \
+                                       .inplace = true,                                            \
                                        .amp = amp_,                                                \
                                        .layout = KN_LAYOUT_AGNOSTIC}
 
@@ -79,6 +80,7 @@ kn_tensor *kn__with_scalar(kn_tensor *(*op)(kn_tensor *, kn_tensor *), kn_tensor
                                        .impls = kn__binary_impls,                                  \
                                        .grad = grad_fn,                                            \
                                        .data = &fns,                                               \
+                                       .inplace = true,                                            \
                                        .amp = amp_,                                                \
                                        .layout = KN_LAYOUT_AGNOSTIC}
 

@@ -101,6 +101,9 @@ struct kn_op_def {
     /* Floating-point operations of one call, from shapes and attrs (inputs
      * may be symbolic; outputs are not given). NULL: one per output element. */
     int64_t (*flops)(const kn_op_args *a);
+    /* Output 0 may be written over input 0 (same dtype and shape): each
+     * output element depends only on the input elements at its index. */
+    bool inplace;
     /* Effects beyond the outputs (in-place running stats, random draws):
      * graph passes never merge, drop or fold such a node. */
     bool stateful;

@@ -54,11 +54,38 @@ static int by_size_desc(const void *a, const void *b)
     return x->v - y->v;
 }
 
+/* Lifetimes [producer, end] of the bytes two values use: those of the
+ * values whose bytes they take over (find_inplace extends that value's end
+ * to the last of its sharers). */
 static bool lifetimes_overlap(const kn_graph *g, const kn_plan *p, int32_t a, int32_t b)
 {
+    a = p->share[a], b = p->share[b];
     int32_t sa = g->values[a].node, sb = g->values[b].node;
     int32_t ea = p->end[a] < sa ? sa : p->end[a], eb = p->end[b] < sb ? sb : p->end[b];
     return sa <= eb && sb <= ea;
+}
+
+/* In place: the output of an `inplace` kernel node takes over the bytes of
+ * its input 0 when that input (a planned value of the same dtype and shape)
+ * is not read after this node, through any alias. */
+static void find_inplace(const kn_graph *g, kn_plan *p)
+{
+    for (int32_t v = 0; v < g->n_values; v++)
+        p->share[v] = v;
+    for (int32_t i = 0; i < g->n_nodes; i++) {
+        const kn_gnode *n = &g->nodes[i];
+        if (n->dead || !n->def->inplace || !kn__node_is_kernel(n) || n->in[0] < 0) continue;
+        int32_t u = n->in[0], v = n->out[0];
+        const kn_gvalue *a = &g->values[u], *b = &g->values[v];
+        if (!plannable(g, p, u) || !plannable(g, p, v) || p->end[u] != i || a->dtype != b->dtype ||
+            a->ndim != b->ndim || memcmp(a->shape, b->shape, sizeof(int64_t) * (size_t)a->ndim))
+            continue;
+        p->share[v] = p->share[u]; /* chains share the first one's bytes */
+    }
+    for (int32_t v = 0; v < g->n_values; v++) { /* the shared bytes live until the last sharer ends */
+        int32_t r = p->share[v];
+        if (r != v && p->end[v] > p->end[r]) p->end[r] = p->end[v];
+    }
 }
 
 /* Lowest offset where `bytes` fit between the already placed values that
@@ -84,6 +111,7 @@ static int64_t first_fit(const kn_graph *g, const kn_plan *p, const item *placed
 kn_status kn__memplan(kn_graph *g, kn_plan *p)
 {
     alias_lifetimes(g, p);
+    find_inplace(g, p);
     item *items = kn_alloc(sizeof(item) * (size_t)(g->n_values + 1));
     if (!items) return kn_last_status();
     int n = 0;
@@ -91,8 +119,8 @@ kn_status kn__memplan(kn_graph *g, kn_plan *p)
     for (int32_t v = 0; v < g->n_values; v++) {
         p->offset[v] = -1;
         if (!plannable(g, p, v)) continue;
-        items[n++] = (item){v, value_bytes(&g->values[v])};
-        p->planned_bytes += items[n - 1].bytes;
+        p->planned_bytes += value_bytes(&g->values[v]);
+        if (p->share[v] == v) items[n++] = (item){v, value_bytes(&g->values[v])};
     }
     qsort(items, (size_t)n, sizeof *items, by_size_desc);
     p->arena_bytes = 0;
@@ -101,6 +129,8 @@ kn_status kn__memplan(kn_graph *g, kn_plan *p)
         p->offset[items[i].v] = o;
         if ((size_t)o + items[i].bytes > p->arena_bytes) p->arena_bytes = (size_t)o + items[i].bytes;
     }
+    for (int32_t v = 0; v < g->n_values; v++)
+        if (p->offset[v] < 0 && plannable(g, p, v)) p->offset[v] = p->offset[p->share[v]];
     kn_free(items);
     return KN_OK;
 }
@@ -113,7 +143,7 @@ kn_status kn__memplan_verify(const kn_graph *g, const kn_plan *p)
         if ((size_t)p->offset[a] + ba > p->arena_bytes)
             return kn__error(KN_ERR_INTERNAL, "memplan: value %d ends past the arena", a);
         for (int32_t b = a + 1; b < g->n_values; b++) {
-            if (p->offset[b] < 0) continue;
+            if (p->offset[b] < 0 || p->share[a] == p->share[b]) continue; /* in place by design */
             size_t bb = value_bytes(&g->values[b]);
             bool bytes = p->offset[a] < p->offset[b] + (int64_t)bb && p->offset[b] < p->offset[a] + (int64_t)ba;
             if (bytes && lifetimes_overlap(g, p, a, b))
