@@ -37,6 +37,10 @@ static kn_status conv_fused_infer(const kn_op_args *a, kn_out_meta *out)
     const conv_fused_attrs *at = a->attrs;
     if (at->act < KN_ACT_NONE || at->act >= KN_ACT_COUNT)
         return kn__error(KN_ERR_ARG, "conv2d_fused: act %lld is not a kn_act", (long long)at->act);
+    unsigned char same; /* attrs may come from a file: check the bool's bytes before reading it */
+    memcpy(&same, &at->conv.pad_same, 1);
+    if (same > 1 || (unsigned)at->conv.layout > KN_LAYOUT_NHWC)
+        return kn__error(KN_ERR_ARG, "conv2d_fused: pad_same or layout out of range");
     kn_tensor *y;
     kn_status s = conv_out(a, &y);
     if (s) return s;
