@@ -93,12 +93,23 @@ static double measure(const gcase *c, run_fn fn, void *a, void *b, float *out, v
     return flops / best / 1e9;
 }
 
+static kn_dtype dt_of(const gcase *c) { return c->bf16 ? KN_BF16 : KN_F32; }
+
 static void run_kiln(const gcase *c, void *a, void *b, float *out, void *ctx)
 {
     (void)ctx;
     kn_dtype dt = c->bf16 ? KN_BF16 : KN_F32;
     kn__gemm(dt, false, c->tb, c->m, c->n, c->k, a, dt, c->k, b, dt, c->tb ? c->k : c->n, 0.0f,
              out, KN_F32, c->n, NULL);
+}
+
+/* B packed once outside the timing (kn__gemm_pack_b), as for weights. */
+static void run_kiln_packed(const gcase *c, void *a, void *b, float *out, void *ctx)
+{
+    (void)b;
+    kn_dtype dt = c->bf16 ? KN_BF16 : KN_F32;
+    kn__gemm_packed(dt, false, c->tb, c->m, c->n, c->k, a, dt, c->k, NULL, NULL, dt, 0, ctx, 0.0f, out,
+                    KN_F32, c->n, NULL);
 }
 
 #ifdef KILN_BENCH_OPENBLAS
@@ -210,6 +221,11 @@ int main(int argc, char **argv)
         double g = measure(c, run_kiln, a, b, out, NULL), pk = c->bf16 ? pk16 : pk32;
         printf("%s %s %-16s kiln %7.1f GFLOP/s %5.1f%% of peak", c->op, c->bf16 ? "bf16" : "f32 ",
                name, g, pk > 0 ? 100 * g / pk : 0.0);
+        kn_gemm_packed *pb = NULL;
+        if (kn__gemm_pack_b(&pb, dt_of(c), c->tb, c->k, c->n, b, dt_of(c), c->tb ? c->k : c->n) == KN_OK) {
+            printf("  packed-B %7.1f", measure(c, run_kiln_packed, a, b, out, pb));
+            kn__gemm_packed_free(pb);
+        }
 #ifdef KILN_BENCH_OPENBLAS
         if (!c->bf16) printf("  openblas %7.1f", measure(c, run_openblas, a, b, out, NULL));
 #endif

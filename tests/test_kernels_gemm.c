@@ -208,25 +208,33 @@ static void test_random_shapes(void)
     kn_set_isa(KN_ISA_AVX512BF16);
 }
 
-/* Medium shapes: several k blocks (k > 512), partial sums, bf16 C. */
+/* Medium shapes: several k blocks (k > 512) accumulated in f32 C itself
+ * (plain, beta, epilogue) or in the f32 workspace (bf16 C, residual). */
 static void test_medium(void)
 {
-    static const int64_t mnk[][3] = {{100, 70, 1100}, {29, 257, 600}, {64, 96, 1030}};
+    static const int64_t mnk[][3] = {{100, 70, 1100}, {29, 257, 600}, {64, 96, 1030}, {15, 33, 1537},
+                                         {3, 130, 700}, {1, 77, 1031}};
+    static float res[300 * 300];
+    for (int i = 0; i < KN_ARRAY_LEN(res); i++) res[i] = frand();
     for (int ii = 0; ii < KN_ARRAY_LEN(isas); ii++) {
         kn_isa isa = isas[ii];
         if (!have_isa(isa)) continue;
         kn_set_isa(isa);
         for (int s = 0; s < KN_ARRAY_LEN(mnk); s++)
-            for (int v = 0; v < 2; v++) {
+            for (int v = 0; v < 5; v++) {
                 problem p;
                 random_problem(&p, 1);
                 p.m = mnk[s][0], p.n = mnk[s][1], p.k = mnk[s][2];
-                p.compute = v ? KN_BF16 : KN_F32;
-                p.c_dt = v ? KN_BF16 : KN_F32;
-                p.ta = s == 1, p.tb = s != 0;
+                p.compute = v % 2 ? KN_BF16 : KN_F32;
+                p.a_dt = p.b_dt = v == 3 ? KN_BF16 : KN_F32;
+                p.c_dt = v == 1 ? KN_BF16 : KN_F32;
+                p.ta = (s + v) % 2 == 1, p.tb = (s + v / 2) % 2 == 1;
                 p.lda = p.ta ? p.m : p.k, p.ldb = p.tb ? p.k : p.n, p.ldc = p.n;
-                p.batch = 1, p.beta = 0.25f, p.use_ep = true;
-                p.ep = (kn_epilogue){.bias = bias, .act = KN_ACT_GELU};
+                p.batch = 1, p.beta = v == 2 ? 0.0f : 0.25f, p.use_ep = v < 2 || v == 4;
+                if (v < 2) p.ep = (kn_epilogue){.bias = bias, .act = KN_ACT_GELU};
+                if (v == 4) /* a residual forces the workspace with f32 C */
+                    p.ep = (kn_epilogue){.residual = res, .residual_dtype = KN_F32, .ldr = p.n,
+                                         .act = KN_ACT_RELU};
                 char tag[256];
                 describe(&p, tag, sizeof tag, isa);
                 run_problem(&p, tag);
@@ -371,6 +379,68 @@ static void test_bad_args(void)
                                            1, 0, x, KN_F32, 1, NULL), "negative");
 }
 
+/* Pre-packed A and/or B give bitwise the result of the raw operands on the
+ * same ISA, 1 and 2 threads; packed under one ISA cap and used under
+ * another (unpack fallback) still bitwise the direct call there. */
+static void test_packed(void)
+{
+    for (int t = 0; t < 120; t++) {
+        kn_isa pack_isa = isas[t % KN_ARRAY_LEN(isas)], run_isa = isas[(t / 4) % KN_ARRAY_LEN(isas)];
+        if (!have_isa(pack_isa) || !have_isa(run_isa)) continue;
+        problem p;
+        random_problem(&p, t % 10 == 0 ? 1 : 131);
+        if (t % 10 == 0) p.m = 37, p.n = 45, p.k = 700 + t; /* several k blocks */
+        if (p.m <= 4) p.m += 5; /* m <= 4 runs the unpacked small-m path: other bits */
+        p.lda = p.ta ? p.m : p.k, p.ldb = p.tb ? p.k : p.n, p.ldc = p.n;
+        p.sa = p.sa ? (p.ta ? p.k : p.m) * p.lda + 1 : 0, p.sc = p.m * p.ldc + 3;
+        p.a_dt = p.a_dt == KN_BF16 && p.compute == KN_F32 ? KN_F32 : p.a_dt;
+        int which = t % 3; /* 0: B packed, 1: A packed, 2: both */
+        if (which != 1) p.sb = 0;
+        if (which != 0) p.sa = 0;
+        int64_t arows = p.ta ? p.k : p.m, brows = p.tb ? p.n : p.k;
+        int64_t asz = (p.batch - 1) * p.sa + arows * p.lda + 1;
+        int64_t bsz = (p.batch - 1) * p.sb + brows * p.ldb + 1;
+        int64_t csz = (p.batch - 1) * p.sc + p.m * p.ldc + 1;
+        size_t ce = kn_dtype_size(p.c_dt);
+        void *a = malloc((size_t)asz * kn_dtype_size(p.a_dt));
+        void *b = malloc((size_t)bsz * kn_dtype_size(p.b_dt));
+        void *c0 = malloc((size_t)csz * ce), *c1 = malloc((size_t)csz * ce);
+        fill(a, p.a_dt, asz), fill(b, p.b_dt, bsz), fill(c0, p.c_dt, csz);
+        memcpy(c1, c0, (size_t)csz * ce);
+        const kn_epilogue *ep = p.use_ep ? &p.ep : NULL;
+        char tag[256];
+        describe(&p, tag, sizeof tag, run_isa);
+        kn_set_isa(pack_isa);
+        kn_gemm_packed *pa = NULL, *pb = NULL;
+        if (which != 0) KT_OK(kn__gemm_pack_a(&pa, p.compute, p.ta, p.m, p.k, a, p.a_dt, p.lda));
+        if (which != 1) KT_OK(kn__gemm_pack_b(&pb, p.compute, p.tb, p.k, p.n, b, p.b_dt, p.ldb));
+        kn_set_isa(run_isa);
+        KT_OK(kn__gemm_batched(p.compute, p.ta, p.tb, p.m, p.n, p.k, a, p.a_dt, p.lda, b, p.b_dt,
+                               p.ldb, p.beta, c0, p.c_dt, p.ldc, ep, p.batch, p.sa, p.sb, p.sc));
+        kn_set_num_threads(1 + t % 2);
+        KT_OK(kn__gemm_packed_batched(p.compute, p.ta, p.tb, p.m, p.n, p.k, pa ? NULL : a, p.a_dt,
+                                      p.lda, pa, pb ? NULL : b, p.b_dt, p.ldb, pb, p.beta, c1,
+                                      p.c_dt, p.ldc, ep, p.batch, p.sa, p.sb, p.sc));
+        kn_set_num_threads(2);
+        KT_CHECK(memcmp(c0, c1, (size_t)csz * ce) == 0, "%s: packed %d (packed under %s) differs",
+                 tag, which, kn_isa_name(pack_isa));
+        kn__gemm_packed_free(pa), kn__gemm_packed_free(pb);
+        free(a), free(b), free(c0), free(c1);
+    }
+    kn_gemm_packed *pb = NULL;
+    float w[12] = {0};
+    KT_OK(kn__gemm_pack_b(&pb, KN_F32, false, 3, 4, w, KN_F32, 4));
+    float x[6] = {0}, y[8];
+    KT_CHECK(kn__gemm_packed(KN_F32, false, false, 2, 4, 2, x, KN_F32, 2, NULL, NULL, KN_F32, 0,
+                             pb, 0.0f, y, KN_F32, 4, NULL) == KN_ERR_ARG,
+             "a packed B with the wrong k is refused");
+    KT_CHECK(kn__gemm_packed(KN_BF16, false, false, 2, 4, 3, x, KN_F32, 3, NULL, NULL, KN_F32, 0,
+                             pb, 0.0f, y, KN_F32, 4, NULL) == KN_ERR_ARG,
+             "a packed B for another compute dtype is refused");
+    kn__gemm_packed_free(pb);
+    kn_set_isa(KN_ISA_AVX512BF16);
+}
+
 int main(void)
 {
     KT_RUN(test_random_shapes);
@@ -379,5 +449,6 @@ int main(void)
     KT_RUN(test_bf16_vs_f32);
     KT_RUN(test_matmul_plugged);
     KT_RUN(test_bad_args);
+    KT_RUN(test_packed);
     return kt_finish();
 }

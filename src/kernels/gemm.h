@@ -55,6 +55,47 @@ kn_status kn__gemm_batched(kn_dtype compute, bool trans_a, bool trans_b, int64_t
                            int64_t ldc, const kn_epilogue *ep, int64_t batch, int64_t stride_a,
                            int64_t stride_b, int64_t stride_c);
 
+/* ---- pre-packed operands (weights packed once, used by many calls).
+ * kn__gemm_pack_b packs op(B) (k×n; given as n×k when trans_b, e.g. a
+ * linear weight (out, in) or an NHWC conv weight (C_out, kh*kw*C_in)) for
+ * the compute dtype and the ISA allowed at that moment; kn__gemm_pack_a
+ * does the same for op(A) (m×k; e.g. an NCHW conv weight (C_out,
+ * C_in*kh*kw), which is the A side of out = W · im2col). The packed copy
+ * does not refer to the source afterwards. kn__gemm_packed /
+ * _packed_batched then take a packed operand instead of the raw one
+ * (pa or pb non-NULL: a/a_dt/lda or b/b_dt/ldb and their trans flag and
+ * batch stride are ignored; the packed operand is shared by every batch
+ * entry). Results are bitwise those of kn__gemm with the raw operand at the
+ * same ISA (any thread count), except for m <= 4 where kn__gemm takes its
+ * small-m path (same tolerance, other summation order); when kn_isa_max() changed since packing, the
+ * operand is unpacked to f32 for the call (slow, still correct). The
+ * compute dtype and sizes must match the packing (else KN_ERR_ARG).
+ *
+ * Conv usage (NCHW, per image or batched over images with stride_b):
+ *   kn_gemm_packed *w;  kn__gemm_pack_a(&w, KN_F32, false, C_out, K, weight, KN_F32, K);
+ *   kn__gemm_packed_batched(KN_F32, false, false, C_out, HW, K, NULL, KN_F32, 0, w,
+ *                           cols, KN_F32, HW, NULL, 0.0f, out, KN_F32, HW, &ep,
+ *                           N, 0, K * HW, C_out * HW);
+ *   kn__gemm_packed_free(w);
+ * Memory: kn_alloc'd (counted live until kn__gemm_packed_free). */
+typedef struct kn_gemm_packed kn_gemm_packed;
+kn_status kn__gemm_pack_a(kn_gemm_packed **out, kn_dtype compute, bool trans_a, int64_t m,
+                          int64_t k, const void *a, kn_dtype a_dt, int64_t lda);
+kn_status kn__gemm_pack_b(kn_gemm_packed **out, kn_dtype compute, bool trans_b, int64_t k,
+                          int64_t n, const void *b, kn_dtype b_dt, int64_t ldb);
+void kn__gemm_packed_free(kn_gemm_packed *p);
+kn_status kn__gemm_packed(kn_dtype compute, bool trans_a, bool trans_b, int64_t m, int64_t n,
+                          int64_t k, const void *a, kn_dtype a_dt, int64_t lda,
+                          const kn_gemm_packed *pa, const void *b, kn_dtype b_dt, int64_t ldb,
+                          const kn_gemm_packed *pb, float beta, void *c, kn_dtype c_dt,
+                          int64_t ldc, const kn_epilogue *ep);
+kn_status kn__gemm_packed_batched(kn_dtype compute, bool trans_a, bool trans_b, int64_t m,
+                                  int64_t n, int64_t k, const void *a, kn_dtype a_dt, int64_t lda,
+                                  const kn_gemm_packed *pa, const void *b, kn_dtype b_dt,
+                                  int64_t ldb, const kn_gemm_packed *pb, float beta, void *c,
+                                  kn_dtype c_dt, int64_t ldc, const kn_epilogue *ep, int64_t batch,
+                                  int64_t stride_a, int64_t stride_b, int64_t stride_c);
+
 /* The portable reference twin of kn__gemm_batched (what KILN_ISA=ref runs):
  * each C element is the ascending-k f32 sum, then beta*C, then the epilogue
  * evaluated with libm in double. Tests compare the fast paths with it. */
@@ -85,6 +126,7 @@ typedef struct kn_gemm_tile {
     float *w; /* f32 partial sums between k blocks, at (i0, j0); row stride ldw */
     int64_t ldw;
     bool first, last; /* first / last k block: w is read unless first, written unless last */
+    float wbeta;      /* first, non-last block only: w += wbeta*w_old (w is C itself, beta folded) */
     const float *bias, *scale, *shift; /* at column j0, or NULL */
     const void *res;                    /* residual at (i0, j0), or NULL */
     int64_t ldr;
@@ -107,6 +149,21 @@ void kn__gemm_f32_avx2_ukernel(int64_t kc, const void *pa, const void *pb, int m
                                const kn_gemm_tile *t); /* MR 6, NR 16 */
 void kn__gemm_bf16_avx512bf16_ukernel(int64_t kc, const void *pa, const void *pb, int mr, int nr,
                                       const kn_gemm_tile *t); /* MR 14, NR 32, k pairs */
+/* AVX-512 packing (gemm_pack.c): 4-byte elements (f32, or bf16 k pairs),
+ * byte strides; lane r, step p at src + r*rs + p*ps → dst[p*width + r];
+ * needs rs == 4 or ps == 4; lanes >= cnt zeroed; writes `steps` steps. */
+void kn__gemm_pack32_avx512(void *dst, int width, const void *src, int64_t rs, int64_t ps, int cnt,
+                            int64_t steps);
+/* bf16 row-major B (lanes contiguous, row stride ps elements) into k pairs,
+ * the odd last pair completed with zero. */
+void kn__gemm_pack_bf16_rows_avx512(void *dst, int width, const void *src, int64_t ps, int cnt,
+                                    int64_t k);
+/* Small m (<= 4): C columns [j0, j1) from m contiguous f32 A rows of
+ * length k and the caller's B (f32 or bf16, k×n or, b_trans, n×k; round_b
+ * rounds f32 B to bf16). t0 describes C at column 0 (first = last = true). */
+void kn__gemm_smallm_avx512(int m, int64_t k, const float *a, const void *b, bool b_bf16,
+                            bool b_trans, bool round_b, int64_t ldb, int64_t j0, int64_t j1,
+                            const kn_gemm_tile *t0);
 /* Peak loops for bench/kernels: iters × 24 zmm FMAs / vdpbf16ps. */
 float kn__peak_fma_avx512(int64_t iters);
 float kn__peak_dpbf16_avx512bf16(int64_t iters);

@@ -27,21 +27,21 @@
         if (nv > 1) _mm512_store_ps(acc + i * NR + 16, c##i##1);                                   \
     }
 
-#define PLAIN(i)                                                                                   \
+/* Plain f32 result or a partial k block: y (+ w of the earlier blocks, or
+ * wbeta*w when w is C itself), stored to dst (C, or w for a partial). */
+#define ACC(i)                                                                                     \
     if (mr > i) {                                                                                  \
-        _mm512_mask_storeu_ps(c + i * ldc, m0, c##i##0);                                           \
-        if (nv > 1) _mm512_mask_storeu_ps(c + i * ldc + 16, m1, c##i##1);                          \
-    }
-
-#define PART(i)                                                                                    \
-    if (mr > i) {                                                                                  \
-        float *wr = t->w + i * t->ldw;                                                             \
         if (!t->first) {                                                                           \
+            const float *wr = t->w + i * t->ldw;                                                                           \
             c##i##0 = _mm512_add_ps(c##i##0, _mm512_maskz_loadu_ps(m0, wr));                       \
             if (nv > 1) c##i##1 = _mm512_add_ps(c##i##1, _mm512_maskz_loadu_ps(m1, wr + 16));      \
+        } else if (wb) {                                                                           \
+            const float *wr = t->w + i * t->ldw;                                                   \
+            c##i##0 = _mm512_fmadd_ps(wbv, _mm512_maskz_loadu_ps(m0, wr), c##i##0);                \
+            if (nv > 1) c##i##1 = _mm512_fmadd_ps(wbv, _mm512_maskz_loadu_ps(m1, wr + 16), c##i##1); \
         }                                                                                          \
-        _mm512_mask_storeu_ps(wr, m0, c##i##0);                                                    \
-        if (nv > 1) _mm512_mask_storeu_ps(wr + 16, m1, c##i##1);                                   \
+        _mm512_mask_storeu_ps(dst + i * ldd, m0, c##i##0);                                         \
+        if (nv > 1) _mm512_mask_storeu_ps(dst + i * ldd + 16, m1, c##i##1);                        \
     }
 
 KN_INLINE void tile(const int mr, const int nv, int64_t kc, const uint16_t *pa,
@@ -57,15 +57,13 @@ KN_INLINE void tile(const int mr, const int nv, int64_t kc, const uint16_t *pa,
         REP14(STEP)
         pa += 2 * MR, pb += 2 * NR;
     }
-    if (t->last && t->first && t->c_dt == KN_F32 && t->beta == 0 && !t->bias && !t->scale &&
-        !t->shift && !t->res && t->act == KN_ACT_NONE) { /* plain C = A·B */
-        float *c = t->c;
-        int64_t ldc = t->ldc;
-        REP14(PLAIN)
-        return;
-    }
-    if (!t->last) { /* partial sums of a k block */
-        REP14(PART)
+    if (!t->last || (t->c_dt == KN_F32 && t->beta == 0 && !t->bias && !t->scale && !t->shift &&
+                     !t->res && t->act == KN_ACT_NONE)) { /* plain C = A·B, or a partial block */
+        float *dst = t->last ? (float *)t->c : t->w;
+        int64_t ldd = t->last ? t->ldc : t->ldw;
+        bool wb = t->wbeta != 0;
+        __m512 wbv = _mm512_set1_ps(t->wbeta);
+        REP14(ACC)
         return;
     }
     /* The epilogue may call functions: leave the registers first. */
