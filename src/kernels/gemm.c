@@ -344,6 +344,9 @@ static kn_status gemm_fast(const gemm_isa *g, kn_dtype compute, bool trans_a, bo
                    (size_t)group * w_bytes;
     char *buf = kn_alloc(total + 64);
     if (!buf) return KN_ERR_NOMEM;
+    /* a tiny problem (16x16x16: ~4k FMAs) is done before a second thread
+     * would have woken up: keep it on this one (chunking changes no bits) */
+    int64_t one = m * n * k * batch < (1 << 16) ? INT64_MAX / 2 : 1;
     for (int64_t b0 = 0; b0 < batch; b0 += group) {
         pl.b0 = b0, pl.nbg = batch - b0 < group ? batch - b0 : group;
         pl.na_pack = a_bc ? 1 : pl.nbg, pl.nb_pack = b_bc ? 1 : pl.nbg;
@@ -360,12 +363,12 @@ static kn_status gemm_fast(const gemm_isa *g, kn_dtype compute, bool trans_a, bo
             /* pack only B: shift the item range past the A items */
             plan q = pl;
             q.na_pack = 0;
-            kn_parallel_for(nb, 1, pack_items, &q);
+            kn_parallel_for(nb, one, pack_items, &q);
         } else if (na > 0) {
-            kn_parallel_for(na + nb, 1, pack_items, &pl);
+            kn_parallel_for(na + nb, one, pack_items, &pl);
         }
         choose_tiles(&pl);
-        kn_parallel_for(pl.tm * pl.tn * pl.nbg, 1, tile_items, &pl);
+        kn_parallel_for(pl.tm * pl.tn * pl.nbg, one, tile_items, &pl);
     }
     kn_free(buf);
     return KN_OK;
