@@ -564,6 +564,12 @@ kn_graph *kn_graph_load(const char *json_path, const char *safetensors_path);
 /* Saves the graph of a hybridized block's last call. */
 kn_status kn_block_export(const kn_block *b, const char *json_path, const char *safetensors_path);
 
+/* ================================================================ training
+ * Optimizers, schedules and metrics (kiln/optim.h); datasets and the data
+ * loader (kiln/data.h). */
+#include "kiln/optim.h"
+#include "kiln/data.h"
+
 /* ---- call sites. Each op call from user code records its __FILE__ and
  * __LINE__, so an error found while tracing or running a graph names the
  * user's line. Define KN_NO_CALL_SITE before including kiln.h to turn the

@@ -1,0 +1,1 @@
+/* kiln/optim.h — see the issue-6 work; included by kiln.h. */
