@@ -7,7 +7,7 @@ set -eu
 NEEDED="cmake make gcc libc6-dev pkg-config clang libclang-rt-14-dev"
 # `deps.sh --bench` adds the peers the benchmarks compare against.
 if [ "${1:-}" = "--bench" ]; then
-    NEEDED="$NEEDED libopenblas-dev libdnnl-dev python3-torch python3-numpy"
+    NEEDED="$NEEDED libopenblas-dev libdnnl-dev python3-torch python3-torchvision python3-numpy"
 fi
 
 missing=""
