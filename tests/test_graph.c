@@ -598,6 +598,54 @@ static void check_training_graph(kn_block *b, kn_tensor *x, const char *what)
     kn_graph_free(g);
 }
 
+/* forward + cross_entropy with class labels + backward as one graph. */
+static void test_training_graph_cross_entropy(void)
+{
+    kn_block *b = make_mlp();
+    kn_block_set_training(b, false); /* no dropout: compare with eager directly */
+    int64_t xs[2] = {6, 8}, ys[1] = {6};
+    kn_tensor *x = randn(2, xs, 1, 91);
+    kn_tensor *y = kt_tensor(KN_I64, 1, ys, (double[]){0, 4, 2, -100, 1, 3});
+    kn_loss_params lp = {.use_ignore_index = true, .ignore_index = -100, .label_smoothing = 0.1};
+    int n = kn_block_num_params(b);
+    /* eager */
+    for (int i = 0; i < n; i++)
+        kn_tensor_zero_grad(kn_block_param_at(b, i));
+    kn_autograd_record(true);
+    kn_tensor *logits = forward1(b, x), *loss = kn_cross_entropy(logits, y, NULL, &lp);
+    kn_autograd_record(false);
+    KT_OK(kn_backward(loss, NULL));
+    kn_tensor *eager[8];
+    for (int i = 0; i < n; i++)
+        eager[i] = kn_tensor_clone(kn_tensor_grad(kn_block_param_at(b, i)));
+    /* one graph */
+    kn_graph *g = kn_graph_new();
+    kn_tensor *sx = kn_graph_input(g, "x", KN_F32, 2, xs), *sy = kn_graph_input(g, "y", KN_I64, 1, ys);
+    kn_tensor *sl = NULL;
+    KT_OK(kn_block_trace(b, g, 1, &sx, 1, &sl));
+    kn_tensor *sloss = kn_cross_entropy(sl, sy, NULL, &lp);
+    KT_OK(kn_graph_output(g, sloss));
+    int n_grads = 0;
+    KT_OK(kn_graph_build_backward(g, 0, &n_grads));
+    KT_OK(kn_graph_compile(g, KN_GRAPH_TRAINING));
+    kn_tensor *in[2] = {x, y}, *outs[9] = {0};
+    KT_OK(kn_graph_run(g, 2, in, 1 + n_grads, outs));
+    KT_CHECK(outs[0] && kt_equal_bits(outs[0], loss), "graph loss == eager loss, bitwise");
+    int close = 0;
+    for (int i = 0; i < n_grads && i < n; i++)
+        close += max_rel_diff(outs[1 + i], eager[i]) < 1e-5;
+    KT_CHECK(n_grads == n && close == n, "%d of %d gradients match eager", close, n_grads);
+    for (int i = 0; i < 1 + n_grads; i++)
+        kn_tensor_unref(outs[i]);
+    for (int i = 0; i < n; i++)
+        kn_tensor_unref(eager[i]);
+    kn_tensor *objs[] = {x, y, logits, loss, sx, sy, sl, sloss};
+    for (int i = 0; i < 8; i++)
+        kn_tensor_unref(objs[i]);
+    kn_graph_free(g);
+    kn_block_free(b);
+}
+
 static void test_training_graph(void)
 {
     kn_block *mlp = make_mlp(), *res = make_resnet();
@@ -768,6 +816,7 @@ int main(void)
     KT_RUN(test_linear_fused_op);
     KT_RUN(test_elementwise_fusion);
     KT_RUN(test_training_graph);
+    KT_RUN(test_training_graph_cross_entropy);
     KT_RUN(test_memory_plan);
     KT_RUN(test_inplace_plan);
     KT_RUN(test_mlp_inference_equal);

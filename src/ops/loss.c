@@ -643,6 +643,34 @@ static kn_status index_masks(const char *who, kn_tensor *t, int64_t n, int64_t c
     return s;
 }
 
+/* The same masks built with ops, for a symbolic target (a traced graph, or
+ * the graph backward re-tracing this composition): the target's values are
+ * unknown now, so one_hot checks their range when the graph runs. */
+static kn_status index_masks_traced(kn_tensor *t, int64_t n, int64_t classes, int64_t inner,
+                                    const kn_loss_attrs *at, kn_dtype dt, kn_tensor **onehot,
+                                    kn_tensor **valid)
+{
+    kn_scratch s = {0};
+    int64_t nd[2] = {n, inner}, vshape[3] = {n, 1, inner};
+    int perm[3] = {0, 2, 1};
+    kn_tensor *t64 = kn__keep(&s, kn_reshape(kn__keep(&s, kn_cast(t, KN_I64)), 2, nd));
+    kn_tensor *safe = t64, *ok = NULL;
+    if (t64 && at->use_ignore_index) {
+        kn_tensor *ign = kn__keep(&s, kn_eq(t64, kn__keep(&s, kn_tensor_scalar(KN_I64, (double)at->ignore_index))));
+        safe = kn__keep(&s, kn_where(ign, kn__keep(&s, kn_tensor_scalar(KN_I64, 0)), t64));
+        ok = kn__keep(&s, kn_cast(kn__keep(&s, kn_logical_not(ign)), dt));
+    } else if (t64) {
+        ok = kn__keep(&s, kn_tensor_ones(dt, 2, nd));
+    }
+    kn_tensor *oh = safe ? kn__keep(&s, kn_one_hot(safe, classes, dt)) : NULL; /* (N, D, C) */
+    *valid = ok ? kn_reshape(ok, 3, vshape) : NULL;
+    *onehot = oh && *valid ? kn_mul(kn__keep(&s, kn_permute(oh, 3, perm)), *valid) : NULL;
+    kn_status st = *onehot ? KN_OK : kn_last_status();
+    if (st) kn_tensor_unref(*valid), *valid = NULL;
+    kn__scratch_free(&s);
+    return st;
+}
+
 /* The parts of a class loss in the (N, C, D) layout, all borrowed from s. */
 typedef struct class_parts {
     kn_tensor *logp; /* (N, C, D) log-probabilities */
@@ -711,8 +739,10 @@ static kn_status class_compose(const kn_op_args *a, bool from_logits)
     class_parts c = {.classes = classes};
     kn_tensor *onehot = NULL, *valid = NULL; /* first, so bad targets fail early */
     kn_dtype cdt = x0->dtype == KN_F64 ? KN_F64 : KN_F32;
-    if (!probs &&
-        index_masks(a->def->name, t0, n, classes, inner, attrs_of(a), cdt, &onehot, &valid))
+    if (!probs && (kn_tensor_is_symbolic(t0)
+                       ? index_masks_traced(t0, n, classes, inner, attrs_of(a), cdt, &onehot, &valid)
+                       : index_masks(a->def->name, t0, n, classes, inner, attrs_of(a), cdt, &onehot,
+                                     &valid)))
         return kn_last_status();
     kn__keep(&s, onehot), kn__keep(&s, valid);
     kn_tensor *x = kn__keep(&s, kn_reshape(in_compute(&s, x0), 3, shape3));
