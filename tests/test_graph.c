@@ -9,6 +9,7 @@
 #include "ops/fused.h"
 
 #include <stdlib.h>
+#include <unistd.h>
 
 /* ---------------------------------------------------------------- models */
 static kn_status mlp_forward(kn_block *b, int n_in, kn_tensor *const *in, int n_out,
@@ -457,6 +458,33 @@ static void test_print_and_profile(void)
     kn_graph_free(g);
 }
 
+/* KILN_DUMP_GRAPH=after:cse prints the graph to stderr after that pass. */
+static void test_dump_graph(void)
+{
+    kn_graph *g = kn_graph_new();
+    int64_t s[1] = {4};
+    kn_tensor *x = kn_graph_input(g, "x", KN_F32, 1, s), *y = kn_exp(x), *z = kn_neg(y);
+    kn_graph_output(g, z);
+    FILE *f = tmpfile();
+    fflush(stderr);
+    int saved = dup(2);
+    dup2(fileno(f), 2);
+    setenv("KILN_DUMP_GRAPH", "after:cse", 1);
+    kn_status st = kn_graph_compile(g, KN_GRAPH_TRAINING);
+    unsetenv("KILN_DUMP_GRAPH");
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    KT_OK(st);
+    char text[2048] = {0};
+    rewind(f);
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    KT_CHECK(n > 0 && strstr(text, "--- graph after cse") && strstr(text, "exp(%0)"), "dumped:\n%s", text);
+    kn_tensor_unref(x), kn_tensor_unref(y), kn_tensor_unref(z);
+    kn_graph_free(g);
+}
+
 static void test_freed_graph_tensor(void)
 {
     kn_graph *g = kn_graph_new();
@@ -832,5 +860,6 @@ int main(void)
     KT_RUN(test_run_checks_inputs);
     KT_RUN(test_print_and_profile);
     KT_RUN(test_freed_graph_tensor);
+    KT_RUN(test_dump_graph);
     return kt_finish();
 }
