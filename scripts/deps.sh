@@ -4,7 +4,7 @@
 # Idempotent: a second run does nothing.
 set -eu
 
-NEEDED="cmake make gcc libc6-dev pkg-config clang libclang-rt-14-dev"
+NEEDED="cmake make gcc libc6-dev pkg-config clang libclang-rt-14-dev zlib1g-dev"
 # `deps.sh --bench` adds the peers the benchmarks compare against.
 if [ "${1:-}" = "--bench" ]; then
     NEEDED="$NEEDED libopenblas-dev libdnnl-dev python3-torch python3-torchvision python3-numpy"

@@ -194,6 +194,7 @@ int main(int argc, char **argv)
     if (argc < 2) return usage(stderr);
     if (!strcmp(argv[1], "info")) {
         kn_print_info(stdout);
+        printf("optional parts: zlib (gzip datasets) %s\n", kn_dataset_gzip_supported() ? "on" : "off");
         return 0;
     }
     if (!strcmp(argv[1], "graph")) return cmd_graph(argc, argv);
