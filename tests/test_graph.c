@@ -548,6 +548,32 @@ static void test_inplace_plan(void)
     kn_graph_free(g);
 }
 
+/* A view of an arena value is made once, when the plan is built. */
+static void test_static_view(void)
+{
+    setenv("KILN_DISABLE_PASSES", "fuse", 1);
+    kn_graph *g = kn_graph_new();
+    int64_t s[2] = {4, 6}, r[1] = {24};
+    kn_tensor *x = kn_graph_input(g, "x", KN_F32, 2, s);
+    kn_tensor *a = kn_exp(x), *b = kn_reshape(a, 1, r), *c = kn_sin(b);
+    kn_graph_output(g, c);
+    KT_OK(kn_graph_compile(g, KN_GRAPH_INFERENCE));
+    unsetenv("KILN_DISABLE_PASSES");
+    int views = 0;
+    for (int32_t i = 0; i < g->n_nodes; i++)
+        views += g->plan->view_node[i];
+    KT_CHECK(views == 1, "the reshape of an arena value is static (%d)", views);
+    kn_tensor *xv = randn(2, s, 1, 95), *out = NULL, *out2 = NULL;
+    KT_OK(kn_graph_run(g, 1, &xv, 1, &out));
+    KT_OK(kn_graph_run(g, 1, &xv, 1, &out2));
+    kn_tensor *ea = kn_exp(xv), *eb = kn_reshape(ea, 1, r), *ec = kn_sin(eb);
+    KT_CHECK(kt_equal_bits(out, ec) && kt_equal_bits(out2, ec), "same values on every run");
+    kn_tensor *objs[] = {x, a, b, c, xv, out, out2, ea, eb, ec};
+    for (int i = 0; i < 10; i++)
+        kn_tensor_unref(objs[i]);
+    kn_graph_free(g);
+}
+
 static void test_memory_plan(void)
 {
     kn_block *mlp = make_mlp(), *res = make_resnet();
@@ -847,6 +873,7 @@ int main(void)
     KT_RUN(test_training_graph_cross_entropy);
     KT_RUN(test_memory_plan);
     KT_RUN(test_inplace_plan);
+    KT_RUN(test_static_view);
     KT_RUN(test_mlp_inference_equal);
     KT_RUN(test_signature_cache);
     KT_RUN(test_batch_baked_in);

@@ -15,7 +15,7 @@ void kn__plan_free(kn_plan *p)
             kn_tensor_unref(p->fixed[v]);
     kn_tensor_unref(p->arena);
     kn_free(p->last_use), kn_free(p->end), kn_free(p->offset), kn_free(p->share), kn_free(p->fixed);
-    kn_free(p->static_node), kn_free(p->slots), kn_free(p->args);
+    kn_free(p->static_node), kn_free(p->view_node), kn_free(p->slots), kn_free(p->args);
     kn_free(p);
 }
 
@@ -28,6 +28,32 @@ static void compute_last_use(const kn_graph *g, kn_plan *p)
             if (g->nodes[i].in[k] >= 0) p->last_use[g->nodes[i].in[k]] = i;
     for (int i = 0; i < g->n_outputs; i++)
         p->last_use[g->outputs[i]] = INT32_MAX;
+}
+
+/* View nodes over arena tensors (reshape, flatten, permute of a planned
+ * value) are made once here: every run hands out the same view. */
+static kn_status static_views(kn_graph *g, kn_plan *p)
+{
+    for (int32_t i = 0; i < g->n_nodes; i++) {
+        const kn_gnode *n = &g->nodes[i];
+        p->view_node[i] = false;
+        if (n->dead || !n->def->view || n->n_out != 1 || n->n_in < 1 || n->in[0] < 0 ||
+            !p->fixed[n->in[0]])
+            continue;
+        kn_tensor *in[1] = {p->fixed[n->in[0]]}, *out[1] = {NULL};
+        kn_op_args a = {n->def, in, 1, out, 1, n->attrs};
+        if (n->n_in != 1 || n->def->view(&a)) {
+            kn_clear_error();
+            continue;
+        }
+        if (out[0]->storage == p->arena->storage) { /* a true view, not a copy */
+            p->fixed[n->out[0]] = out[0];
+            p->view_node[i] = true;
+        } else {
+            kn_tensor_unref(out[0]);
+        }
+    }
+    return KN_OK;
 }
 
 /* The arena and a tensor in it for every planned value; nodes whose outputs
@@ -51,7 +77,7 @@ static kn_status carve_arena(kn_graph *g, kn_plan *p)
             all = p->offset[n->out[k]] >= 0;
         p->static_node[i] = all;
     }
-    return KN_OK;
+    return static_views(g, p);
 }
 
 kn_status kn__plan_build(kn_graph *g)
@@ -73,9 +99,10 @@ kn_status kn__plan_build(kn_graph *g)
     p->fixed = kn_alloc(sizeof(kn_tensor *) * nv);
     p->slots = kn_alloc(sizeof(kn_tensor *) * nv);
     p->static_node = kn_alloc(sizeof(bool) * nn);
+    p->view_node = kn_alloc(sizeof(bool) * nn);
     p->args = kn_alloc(sizeof(kn_tensor *) * (size_t)(p->max_args + 1));
     kn_status s = KN_OK;
-    if (!p->last_use || !p->end || !p->offset || !p->share || !p->fixed || !p->slots || !p->static_node || !p->args)
+    if (!p->last_use || !p->end || !p->offset || !p->share || !p->fixed || !p->slots || !p->static_node || !p->view_node || !p->args)
         s = kn_last_status();
     if (!s) {
         memset(p->fixed, 0, sizeof(kn_tensor *) * nv);
@@ -143,7 +170,10 @@ static kn_status run_node(kn_graph *g, int32_t i)
     if (n->def->refresh) n->def->refresh(n->attrs);
     double t0 = g->profiling ? now_ms() : 0;
     kn_status s;
-    if (p->static_node[i] && !kn__record_active()) {
+    if (p->view_node[i] && !kn__record_active()) {
+        out[0] = kn_tensor_ref(p->fixed[n->out[0]]); /* made at build time */
+        s = KN_OK;
+    } else if (p->static_node[i] && !kn__record_active()) {
         /* straight into the arena: no inference, no allocation */
         for (int k = 0; k < n->n_out; k++)
             out[k] = kn_tensor_ref(p->fixed[n->out[k]]);

@@ -48,6 +48,7 @@ typedef struct kn_plan {
     int32_t *share;     /* per value: the value whose bytes it takes over in place, or itself */
     kn_tensor **fixed;  /* per planned value: its tensor in the arena */
     bool *static_node;  /* per node: all outputs planned, runs its kernel directly */
+    bool *view_node;    /* per node: a view of an arena tensor, made once at build time */
     kn_tensor **slots;  /* per value, during a run */
     kn_tensor **args;   /* scratch for one node's inputs and outputs */
     int max_args;
