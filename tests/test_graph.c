@@ -549,6 +549,30 @@ static void test_inplace_plan(void)
 }
 
 /* A view of an arena value is made once, when the plan is built. */
+/* Inference graphs expand stateless composites into their primitives. */
+static void test_expand_composites(void)
+{
+    kn_graph *g = kn_graph_new();
+    int64_t s[4] = {2, 3, 4, 4}, cs[3] = {3, 4, 4};
+    kn_tensor *x = kn_graph_input(g, "x", KN_F32, 4, s);
+    kn_tensor *gam = randn(3, cs, 1, 97), *bet = randn(3, cs, 1, 98);
+    kn_tensor *n = kn_layer_norm(x, 3, gam, bet, 1e-5), *p = kn_global_avg_pool(n, KN_LAYOUT_NCHW);
+    kn_graph_output(g, p);
+    KT_OK(kn_graph_compile(g, KN_GRAPH_INFERENCE));
+    int composites = 0;
+    for (int32_t i = 0; i < g->n_nodes; i++)
+        composites += !g->nodes[i].dead && g->nodes[i].def->compose != NULL;
+    KT_CHECK(composites == 0 && count_op(g, "normalize") == 1, "layer_norm and global_avg_pool expanded");
+    kn_tensor *xv = randn(4, s, 1, 99), *out = NULL;
+    KT_OK(kn_graph_run(g, 1, &xv, 1, &out));
+    kn_tensor *en = kn_layer_norm(xv, 3, gam, bet, 1e-5), *ep = kn_global_avg_pool(en, KN_LAYOUT_NCHW);
+    KT_CHECK(max_rel_diff(out, ep) < 1e-6, "same values (%g)", max_rel_diff(out, ep));
+    kn_tensor *objs[] = {x, gam, bet, n, p, xv, out, en, ep};
+    for (int i = 0; i < 9; i++)
+        kn_tensor_unref(objs[i]);
+    kn_graph_free(g);
+}
+
 static void test_static_view(void)
 {
     setenv("KILN_DISABLE_PASSES", "fuse", 1);
@@ -874,6 +898,7 @@ int main(void)
     KT_RUN(test_memory_plan);
     KT_RUN(test_inplace_plan);
     KT_RUN(test_static_view);
+    KT_RUN(test_expand_composites);
     KT_RUN(test_mlp_inference_equal);
     KT_RUN(test_signature_cache);
     KT_RUN(test_batch_baked_in);

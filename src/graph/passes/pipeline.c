@@ -12,6 +12,7 @@ static const struct {
     {"infer", kn__pass_infer}, {"dce", kn__pass_dce},   {"cse", kn__pass_cse},
     {"fold", kn__pass_fold},   {"inference", kn__pass_inference}, {"bnfold", kn__pass_bnfold},
     {"convfuse", kn__pass_convfuse},
+    {"expand", kn__pass_expand},
     {"fuse", kn__pass_fuse},
 };
 
