@@ -520,7 +520,13 @@ void kn_block_free(kn_block *b);
 kn_status kn_block_add_param(kn_block *b, const char *name, kn_tensor *value);
 /* Inside forward: the parameter to compute with (borrowed). */
 kn_tensor *kn_block_param(kn_block *b, const char *name);
-int kn_block_num_params(const kn_block *b);
+/* Child blocks: the parent owns the child (freeing the parent frees it; an
+ * attached child cannot be freed alone). The listing functions below cover
+ * the whole tree with hierarchical names ("encoder.fc.weight"); a traced
+ * parent traces its children's forward calls into the same graph. */
+kn_status kn_block_add_child(kn_block *b, const char *name, kn_block *child);
+kn_block *kn_block_child(const kn_block *b, const char *name);
+int kn_block_num_params(const kn_block *b); /* the whole tree */
 const char *kn_block_param_name(const kn_block *b, int i);
 kn_tensor *kn_block_param_at(const kn_block *b, int i); /* borrowed */
 void kn_block_set_training(kn_block *b, bool training);

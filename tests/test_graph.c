@@ -573,6 +573,76 @@ static void test_expand_composites(void)
     kn_graph_free(g);
 }
 
+static void check_training_graph(kn_block *b, kn_tensor *x, const char *what);
+
+/* ---- nested blocks */
+static kn_status dense_forward(kn_block *b, int n_in, kn_tensor *const *in, int n_out, kn_tensor **out,
+                               void *user)
+{
+    (void)n_in, (void)n_out, (void)user;
+    out[0] = kn_linear(in[0], kn_block_param(b, "weight"), kn_block_param(b, "bias"));
+    return out[0] ? KN_OK : kn_last_status();
+}
+
+static kn_block *make_dense(int64_t in, int64_t out, uint64_t seed)
+{
+    kn_block *b = kn_block_new("dense", dense_forward, NULL);
+    int64_t ws[2] = {out, in}, bs[1] = {out};
+    add_param(b, "weight", randn(2, ws, 0.5, seed), true);
+    add_param(b, "bias", randn(1, bs, 0.1, seed + 1), true);
+    return b;
+}
+
+static kn_status net_forward(kn_block *b, int n_in, kn_tensor *const *in, int n_out, kn_tensor **out,
+                             void *user)
+{
+    (void)n_in, (void)n_out, (void)user;
+    kn_tensor *h = NULL, *z = NULL;
+    kn_status s = kn_block_forward(kn_block_child(b, "fc1"), 1, in, 1, &h);
+    kn_tensor *a = s ? NULL : kn_tanh(h);
+    kn_tensor *sa = a ? kn_mul(a, kn_block_param(b, "gain")) : NULL;
+    if (sa) s = kn_block_forward(kn_block_child(b, "fc2"), 1, &sa, 1, &z);
+    out[0] = z;
+    kn_tensor_unref(h), kn_tensor_unref(a), kn_tensor_unref(sa);
+    return out[0] ? KN_OK : kn_last_status();
+}
+
+static void test_nested_blocks(void)
+{
+    kn_block *net = kn_block_new("net", net_forward, NULL);
+    int64_t g1[1] = {1};
+    add_param(net, "gain", kn_tensor_full(KN_F32, 1, g1, 1.5), true);
+    KT_OK(kn_block_add_child(net, "fc1", make_dense(6, 8, 101)));
+    KT_OK(kn_block_add_child(net, "fc2", make_dense(8, 3, 103)));
+    KT_CHECK(kn_block_num_params(net) == 5, "5 parameters in the tree (%d)", kn_block_num_params(net));
+    KT_CHECK(!strcmp(kn_block_param_name(net, 0), "gain") && !strcmp(kn_block_param_name(net, 1), "fc1.weight") &&
+                 !strcmp(kn_block_param_name(net, 4), "fc2.bias"),
+             "hierarchical names");
+    kn_block *dup = make_dense(1, 1, 5);
+    kt_expect_fail_status("block_add_child", kn_block_add_child(net, "fc1", dup), "already has");
+    kn_block_free(dup); /* not attached: still the caller's */
+    kn_block *orphan = kn_block_child(net, "fc2");
+    kt_expect_fail_status("block_add_child", kn_block_add_child(orphan, "up", net), "contain itself");
+    kn_block_free(orphan); /* refused: its parent owns it */
+    KT_CHECK(kn_block_child(net, "fc2") == orphan && strstr(kn_last_error(), "free the parent"), "child kept");
+    kn_clear_error();
+    int64_t xs[2] = {4, 6};
+    kn_tensor *x = randn(2, xs, 1, 107);
+    kn_tensor *e = forward1(net, x);
+    kn_block_hybridize(net, KN_HYBRIDIZE_ON);
+    kn_tensor *h = forward1(net, x);
+    KT_CHECK(max_rel_diff(h, e) < 1e-6, "hybridized tree == eager (%g)", max_rel_diff(h, e));
+    kn_graph *g = kn_block_graph(net);
+    int params = 0;
+    for (int32_t v = 0; g && v < g->n_values; v++)
+        params += g->values[v].kind == KN_VALUE_PARAM && g->values[v].name && strchr(g->values[v].name, '.');
+    KT_CHECK(params == 4, "children's parameters are graph params with paths (%d)", params);
+    kn_tensor_unref(e), kn_tensor_unref(h);
+    check_training_graph(net, x, "nested blocks");
+    kn_tensor_unref(x);
+    kn_block_free(net);
+}
+
 static void test_static_view(void)
 {
     setenv("KILN_DISABLE_PASSES", "fuse", 1);
@@ -898,6 +968,7 @@ int main(void)
     KT_RUN(test_memory_plan);
     KT_RUN(test_inplace_plan);
     KT_RUN(test_static_view);
+    KT_RUN(test_nested_blocks);
     KT_RUN(test_expand_composites);
     KT_RUN(test_mlp_inference_equal);
     KT_RUN(test_signature_cache);

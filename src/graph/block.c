@@ -7,6 +7,7 @@
 #define MAX_PARAMS 4096
 #define CACHE_SIZE 8
 #define MAX_IO 64
+#define MAX_CHILDREN 256
 
 typedef struct signature {
     int n_in;
@@ -35,6 +36,16 @@ struct kn_block {
     uint64_t clock;
     kn_graph *last_graph;
     int64_t traces; /* times forward was traced (for tests and stats) */
+    /* child blocks (owned), and the parameters of the whole tree flattened
+     * with hierarchical names ("layer1.conv.weight"), rebuilt when stale */
+    int n_children;
+    char *child_names[MAX_CHILDREN];
+    kn_block *children[MAX_CHILDREN];
+    kn_block *parent;
+    int n_flat;
+    char **flat_names;
+    kn_tensor **flat_params; /* borrowed */
+    bool flat_stale;
 };
 
 static char *dup_string(const char *s)
@@ -73,9 +84,36 @@ static void drop_cache(kn_block *b)
     b->last_graph = NULL;
 }
 
+static void free_flat(kn_block *b)
+{
+    for (int i = 0; i < b->n_flat; i++)
+        kn_free(b->flat_names[i]);
+    kn_free(b->flat_names), kn_free(b->flat_params);
+    b->flat_names = NULL, b->flat_params = NULL, b->n_flat = 0;
+}
+
+/* This block and its ancestors: cached graphs and flat lists are stale. */
+static void changed(kn_block *b)
+{
+    for (; b; b = b->parent) {
+        drop_cache(b);
+        b->flat_stale = true;
+    }
+}
+
 void kn_block_free(kn_block *b)
 {
     if (!b) return;
+    if (b->parent) { /* the parent owns it */
+        kn__error(KN_ERR_STATE, "block_free: '%s' is a child of '%s'; free the parent", b->name, b->parent->name);
+        return;
+    }
+    for (int i = 0; i < b->n_children; i++) {
+        b->children[i]->parent = NULL;
+        kn_block_free(b->children[i]);
+        kn_free(b->child_names[i]);
+    }
+    free_flat(b);
     drop_cache(b);
     for (int i = 0; i < b->n_params; i++) {
         kn_free(b->param_names[i]);
@@ -106,7 +144,75 @@ kn_status kn_block_add_param(kn_block *b, const char *name, kn_tensor *value)
     if (!copy) return kn_last_status();
     b->param_names[b->n_params] = copy;
     b->params[b->n_params++] = kn_tensor_ref(value);
-    drop_cache(b); /* traced graphs do not know the new parameter */
+    changed(b); /* traced graphs do not know the new parameter */
+    return KN_OK;
+}
+
+kn_status kn_block_add_child(kn_block *b, const char *name, kn_block *child)
+{
+    if (!b || !name || !child) return kn__error(KN_ERR_ARG, "block_add_child: NULL argument");
+    if (!name[0] || strchr(name, '.'))
+        return kn__error(KN_ERR_ARG, "block_add_child: name '%s' must be non-empty without '.'", name);
+    if (child->parent)
+        return kn__error(KN_ERR_STATE, "block_add_child: '%s' already belongs to '%s'", child->name,
+                         child->parent->name);
+    for (kn_block *a = b; a; a = a->parent)
+        if (a == child) return kn__error(KN_ERR_ARG, "block_add_child: '%s' would contain itself", child->name);
+    for (int i = 0; i < b->n_children; i++)
+        if (!strcmp(b->child_names[i], name))
+            return kn__error(KN_ERR_ARG, "block_add_child: '%s' already has a child '%s'", b->name, name);
+    if (b->n_children == MAX_CHILDREN)
+        return kn__error(KN_ERR_ARG, "block_add_child: more than %d children", MAX_CHILDREN);
+    char *copy = dup_string(name);
+    if (!copy) return kn_last_status();
+    b->child_names[b->n_children] = copy;
+    b->children[b->n_children++] = child;
+    child->parent = b;
+    changed(b);
+    return KN_OK;
+}
+
+kn_block *kn_block_child(const kn_block *b, const char *name)
+{
+    for (int i = 0; b && name && i < b->n_children; i++)
+        if (!strcmp(b->child_names[i], name)) return b->children[i];
+    return NULL;
+}
+
+/* Own parameters first, then each child's under "child." prefixes. */
+static kn_status rebuild_flat(kn_block *b)
+{
+    if (!b->flat_stale && (b->flat_names || (b->n_params == 0 && b->n_children == 0))) return KN_OK;
+    free_flat(b);
+    int total = b->n_params;
+    for (int c = 0; c < b->n_children; c++) {
+        kn_status s = rebuild_flat(b->children[c]);
+        if (s) return s;
+        total += b->children[c]->n_flat;
+    }
+    b->flat_names = kn_alloc(sizeof(char *) * (size_t)(total + 1));
+    b->flat_params = kn_alloc(sizeof(kn_tensor *) * (size_t)(total + 1));
+    if (!b->flat_names || !b->flat_params) {
+        kn_free(b->flat_names), kn_free(b->flat_params);
+        b->flat_names = NULL, b->flat_params = NULL;
+        return kn_last_status();
+    }
+    for (int i = 0; i < b->n_params; i++) {
+        b->flat_params[b->n_flat] = b->params[i];
+        if (!(b->flat_names[b->n_flat++] = dup_string(b->param_names[i]))) return kn_last_status();
+    }
+    for (int c = 0; c < b->n_children; c++) {
+        const kn_block *ch = b->children[c];
+        for (int i = 0; i < ch->n_flat; i++) {
+            size_t n = strlen(b->child_names[c]) + strlen(ch->flat_names[i]) + 2;
+            char *full = kn_alloc(n);
+            if (!full) return kn_last_status();
+            snprintf(full, n, "%s.%s", b->child_names[c], ch->flat_names[i]);
+            b->flat_params[b->n_flat] = ch->flat_params[i];
+            b->flat_names[b->n_flat++] = full;
+        }
+    }
+    b->flat_stale = false;
     return KN_OK;
 }
 
@@ -119,18 +225,26 @@ kn_tensor *kn_block_param(kn_block *b, const char *name)
     return b->tracing ? b->proxies[i] : b->params[i];
 }
 
-int kn_block_num_params(const kn_block *b) { return b ? b->n_params : 0; }
+/* The listing functions see the whole tree; they rebuild the flat list
+ * lazily (the cast: a cache inside a logically const block). */
+int kn_block_num_params(const kn_block *b)
+{
+    return b && !rebuild_flat((kn_block *)b) ? b->n_flat : 0;
+}
 const char *kn_block_param_name(const kn_block *b, int i)
 {
-    return b && i >= 0 && i < b->n_params ? b->param_names[i] : NULL;
+    return b && !rebuild_flat((kn_block *)b) && i >= 0 && i < b->n_flat ? b->flat_names[i] : NULL;
 }
 kn_tensor *kn_block_param_at(const kn_block *b, int i)
 {
-    return b && i >= 0 && i < b->n_params ? b->params[i] : NULL;
+    return b && !rebuild_flat((kn_block *)b) && i >= 0 && i < b->n_flat ? b->flat_params[i] : NULL;
 }
 void kn_block_set_training(kn_block *b, bool training)
 {
-    if (b) b->training = training;
+    if (!b) return;
+    b->training = training;
+    for (int i = 0; i < b->n_children; i++)
+        kn_block_set_training(b->children[i], training);
 }
 bool kn_block_is_training(const kn_block *b) { return b && b->training; }
 kn_graph *kn_block_graph(const kn_block *b) { return b ? b->last_graph : NULL; }
@@ -161,23 +275,48 @@ static kn_status make_signature(const kn_block *b, int n_in, kn_tensor *const *i
     return KN_OK;
 }
 
+/* Makes every parameter of b and its children a graph parameter of g named
+ * by its path, and puts the tree in tracing mode. */
+static kn_status begin_trace(kn_block *b, kn_graph *g, const char *prefix)
+{
+    b->tracing = true;
+    for (int i = 0; i < b->n_params; i++) {
+        char name[512];
+        snprintf(name, sizeof name, "%s%s", prefix, b->param_names[i]);
+        if (!(b->proxies[i] = kn_graph_param(g, name, b->params[i]))) return kn_last_status();
+    }
+    for (int c = 0; c < b->n_children; c++) {
+        char sub[512];
+        snprintf(sub, sizeof sub, "%s%s.", prefix, b->child_names[c]);
+        kn_status s = begin_trace(b->children[c], g, sub);
+        if (s) return s;
+    }
+    return KN_OK;
+}
+
+static void end_trace(kn_block *b)
+{
+    b->tracing = false;
+    for (int i = 0; i < b->n_params; i++) {
+        kn_tensor_unref(b->proxies[i]);
+        b->proxies[i] = NULL;
+    }
+    for (int c = 0; c < b->n_children; c++)
+        end_trace(b->children[c]);
+}
+
 static kn_status trace_into(kn_block *b, kn_graph *g, int n_in, kn_tensor *const *in, int n_out)
 {
     kn_tensor *sym_in[MAX_IO] = {0}, *sym_out[MAX_IO] = {0};
-    kn_status s = KN_OK;
-    for (int i = 0; i < b->n_params && !s; i++)
-        if (!(b->proxies[i] = kn_graph_param(g, b->param_names[i], b->params[i]))) s = kn_last_status();
+    kn_status s = begin_trace(b, g, "");
     for (int i = 0; i < n_in && !s; i++) {
         char name[32];
         snprintf(name, sizeof name, "input%d", i);
         if (!(sym_in[i] = kn_graph_input(g, name, in[i]->dtype, in[i]->ndim, in[i]->shape)))
             s = kn_last_status();
     }
-    if (!s) {
-        b->tracing = true;
-        s = b->forward(b, n_in, sym_in, n_out, sym_out, b->user);
-        b->tracing = false;
-    }
+    if (!s) s = b->forward(b, n_in, sym_in, n_out, sym_out, b->user);
+    end_trace(b);
     for (int i = 0; i < n_out && !s; i++) {
         if (!sym_out[i] || !sym_out[i]->trace_graph)
             s = kn__error(KN_ERR_STATE, "block_forward: output %d of block '%s' was not computed "
@@ -188,10 +327,6 @@ static kn_status trace_into(kn_block *b, kn_graph *g, int n_in, kn_tensor *const
     }
     for (int i = 0; i < MAX_IO; i++)
         kn_tensor_unref(sym_in[i]), kn_tensor_unref(sym_out[i]);
-    for (int i = 0; i < b->n_params; i++) {
-        kn_tensor_unref(b->proxies[i]);
-        b->proxies[i] = NULL;
-    }
     return s;
 }
 
@@ -207,18 +342,9 @@ kn_status kn_block_trace(kn_block *b, kn_graph *g, int n_in, kn_tensor *const *i
             return kn__error(KN_ERR_ARG, "block_trace: input %d is not a symbolic tensor of this graph", i);
     for (int i = 0; i < n_out; i++)
         out[i] = NULL;
-    kn_status s = KN_OK;
-    for (int i = 0; i < b->n_params && !s; i++)
-        if (!(b->proxies[i] = kn_graph_param(g, b->param_names[i], b->params[i]))) s = kn_last_status();
-    if (!s) {
-        b->tracing = true;
-        s = b->forward(b, n_in, in, n_out, out, b->user);
-        b->tracing = false;
-    }
-    for (int i = 0; i < b->n_params; i++) {
-        kn_tensor_unref(b->proxies[i]);
-        b->proxies[i] = NULL;
-    }
+    kn_status s = begin_trace(b, g, "");
+    if (!s) s = b->forward(b, n_in, in, n_out, out, b->user);
+    end_trace(b);
     for (int i = 0; i < n_out && !s; i++)
         if (!out[i] || kn__graph_of(out[i]) != g)
             s = kn__error(KN_ERR_STATE, "block_trace: output %d of block '%s' was not computed from its "
@@ -326,7 +452,8 @@ kn_status kn_block_forward(kn_block *b, int n_in, kn_tensor *const *in, int n_ou
         return kn__error(KN_ERR_ARG, "block_forward: NULL block, inputs or outputs");
     for (int i = 0; i < n_out; i++)
         out[i] = NULL;
-    if (b->tracing) return kn__error(KN_ERR_STATE, "block_forward: block '%s' called itself while tracing", b->name);
+    /* inside a tracing parent: trace this block's code into the same graph */
+    if (b->tracing) return b->forward(b, n_in, in, n_out, out, b->user);
     if (!b->hybridized) return b->forward(b, n_in, in, n_out, out, b->user);
     signature sig;
     kn_graph *g = NULL;
