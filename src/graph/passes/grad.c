@@ -72,11 +72,12 @@ static void mark_required(grad_ctx *c, int32_t begin, int32_t end)
 static kn_status accumulate(grad_ctx *c, int32_t v, kn_tensor *t)
 {
     kn_graph *g = c->g;
-    const kn_gvalue *val = &g->values[v];
+    /* a copy: the ops below trace new values, which may move g->values */
+    const kn_gvalue val = g->values[v];
     kn_scratch s = {0};
-    if (t->ndim != val->ndim || memcmp(t->shape, val->shape, sizeof(int64_t) * (size_t)val->ndim))
-        t = kn__keep(&s, kn__sum_to_shape(t, val->ndim, val->shape));
-    if (t && t->dtype != val->dtype) t = kn__keep(&s, kn_cast(t, val->dtype));
+    if (t->ndim != val.ndim || memcmp(t->shape, val.shape, sizeof(int64_t) * (size_t)val.ndim))
+        t = kn__keep(&s, kn__sum_to_shape(t, val.ndim, val.shape));
+    if (t && t->dtype != val.dtype) t = kn__keep(&s, kn_cast(t, val.dtype));
     if (t && c->grad[v] >= 0) {
         kn_tensor *old = kn__keep(&s, proxy(g, c->grad[v]));
         t = kn__keep(&s, kn_add(old, t));
