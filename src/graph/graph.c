@@ -129,8 +129,9 @@ int32_t kn__graph_add_node(kn_graph *g, const kn_op_def *def, const void *attrs,
     return g->n_nodes++;
 }
 
-static kn_tensor *symbolic_for(kn_graph *g, int32_t v)
+kn_tensor *kn__graph_proxy(kn_graph *g, int32_t v)
 {
+    if (v < 0) return NULL;
     kn_gvalue *val = &g->values[v];
     kn_tensor *t = kn_tensor_symbolic(val->dtype, val->ndim, val->shape);
     if (t) {
@@ -166,7 +167,7 @@ kn_tensor *kn_graph_input(kn_graph *g, const char *name, kn_dtype dt, int ndim,
         return kn__error_null(KN_ERR_DTYPE, "graph_input: dtype %d is not a kn_dtype", (int)dt);
     int32_t v = kn__graph_add_value(g, KN_VALUE_INPUT, dt, ndim, shape);
     if (v < 0 || !(g->values[v].name = copy_name(name)) || add_input_slot(g, v)) return NULL;
-    return symbolic_for(g, v);
+    return kn__graph_proxy(g, v);
 }
 
 kn_tensor *kn_graph_param(kn_graph *g, const char *name, kn_tensor *value)
@@ -179,7 +180,7 @@ kn_tensor *kn_graph_param(kn_graph *g, const char *name, kn_tensor *value)
     int32_t v = kn__graph_add_value(g, KN_VALUE_PARAM, value->dtype, value->ndim, value->shape);
     if (v < 0 || !(g->values[v].name = copy_name(name))) return NULL;
     g->values[v].tensor = kn_tensor_ref(value);
-    return symbolic_for(g, v);
+    return kn__graph_proxy(g, v);
 }
 
 kn_status kn_graph_output(kn_graph *g, kn_tensor *t)
@@ -223,6 +224,14 @@ const void *kn__node_attr(const kn_gnode *n, const char *name)
     for (int i = 0; i < n->def->n_attrs; i++)
         if (!strcmp(n->def->attrs[i].name, name)) return (const char *)n->attrs + n->def->attrs[i].offset;
     return NULL;
+}
+
+int32_t kn__graph_value_of(kn_graph *g, kn_tensor *t)
+{
+    if (t->trace_graph) return t->trace_value;
+    int32_t v = kn__graph_add_value(g, KN_VALUE_CONST, t->dtype, t->ndim, t->shape);
+    if (v >= 0) g->values[v].tensor = kn_tensor_ref(t);
+    return v;
 }
 
 kn_tensor *kn__value_tensor(const kn_graph *g, int32_t v) { return kn_tensor_ref(g->values[v].tensor); }

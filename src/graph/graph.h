@@ -89,6 +89,12 @@ kn_status kn__graph_compact(kn_graph *g);
 /* A node's attr named `name`, read through its op's schema (NULL if the op
  * has no such attr): passes use it without the op family's headers. */
 const void *kn__node_attr(const kn_gnode *n, const char *name);
+/* A symbolic tensor standing for value v (NULL for -1): ops given it trace
+ * into g. New reference. */
+kn_tensor *kn__graph_proxy(kn_graph *g, int32_t v);
+/* The value of a tensor an op returned while tracing: its traced value, or
+ * a new constant when it was computed from constants alone (-1 + error). */
+int32_t kn__graph_value_of(kn_graph *g, kn_tensor *t);
 /* A concrete tensor view of a const/param value (new ref). */
 kn_tensor *kn__value_tensor(const kn_graph *g, int32_t v);
 /* "op 'conv2d' (node 3, traced at model.c:42)" for messages. */

@@ -92,7 +92,8 @@ static kn_status fused_fast(const kn_op_args *a)
     return KN_OK;
 }
 
-static kn_tensor *activate(kn_tensor *y, int64_t act)
+/* y with activation `act` (a kn_act) applied by its op; a new reference. */
+kn_tensor *kn__activate(kn_tensor *y, int64_t act)
 {
     switch (act) {
     case KN_ACT_RELU: return kn_relu(y);
@@ -113,7 +114,7 @@ static kn_status fused_ref(const kn_op_args *a)
     kn_scratch s = {0};
     kn_tensor *y = kn__keep(&s, kn_conv2d(a->in[0], a->in[1], a->in[2], &at->conv));
     if (y && a->in[3]) y = kn__keep(&s, kn_add(y, a->in[3]));
-    if (y) y = kn__keep(&s, activate(y, at->act));
+    if (y) y = kn__keep(&s, kn__activate(y, at->act));
     kn_status st = y ? kn__copy_into(a->out[0], y) : kn_last_status();
     kn__scratch_free(&s);
     return st;

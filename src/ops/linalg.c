@@ -111,7 +111,7 @@ static int64_t matmul_flops(const kn_op_args *a)
 }
 
 /* x (..., in) · wᵀ (in, out): 2·rows·in·out, plus the bias. */
-static int64_t linear_flops(const kn_op_args *a)
+int64_t kn__linear_flops(const kn_op_args *a)
 {
     const kn_tensor *x = a->in[0], *w = a->in[1];
     if (x->ndim < 1 || w->ndim != 2) return 0;
@@ -434,7 +434,7 @@ static kn_status linear_compose(const kn_op_args *a)
 
 const kn_op_def kn_op_linear = {
     .name = "linear",
-    .flops = linear_flops,
+    .flops = kn__linear_flops,
     .n_in = 3,
     .n_out = 1,
     .optional_in = 1u << 2,

@@ -93,20 +93,6 @@ static kn_status fused_gemm(const kn_op_args *a)
     return s;
 }
 
-static kn_tensor *activate(kn_tensor *y, int64_t act)
-{
-    switch (act) {
-    case KN_ACT_RELU: return kn_relu(y);
-    case KN_ACT_RELU6: return kn_relu6(y);
-    case KN_ACT_GELU: return kn_gelu(y);
-    case KN_ACT_GELU_TANH: return kn_gelu_tanh(y);
-    case KN_ACT_SILU: return kn_silu(y);
-    case KN_ACT_SIGMOID: return kn_sigmoid(y);
-    case KN_ACT_TANH: return kn_tanh(y);
-    default: return kn_tensor_ref(y);
-    }
-}
-
 /* The reference twin: linear, add and the activation as separate ops. */
 static kn_status fused_ref(const kn_op_args *a)
 {
@@ -114,19 +100,10 @@ static kn_status fused_ref(const kn_op_args *a)
     kn_scratch s = {0};
     kn_tensor *y = kn__keep(&s, kn_linear(a->in[0], a->in[1], a->in[2]));
     if (y && a->in[3]) y = kn__keep(&s, kn_add(y, a->in[3]));
-    if (y) y = kn__keep(&s, activate(y, at->act));
+    if (y) y = kn__keep(&s, kn__activate(y, at->act));
     kn_status st = y ? kn__copy_into(a->out[0], y) : kn_last_status();
     kn__scratch_free(&s);
     return st;
-}
-
-/* As linear's: 2·rows·in·out plus the bias. */
-static int64_t linear_fused_flops(const kn_op_args *a)
-{
-    const kn_tensor *x = a->in[0], *w = a->in[1];
-    if (x->ndim < 1 || w->ndim != 2) return 0;
-    int64_t rows = kn_tensor_numel(x) / (x->shape[x->ndim - 1] ? x->shape[x->ndim - 1] : 1);
-    return rows * w->shape[0] * (2 * w->shape[1] + (a->in[2] ? 1 : 0));
 }
 
 static const kn_impl linear_fused_impls[] = {
@@ -146,7 +123,7 @@ const kn_op_def kn_op_linear_fused = {
     .dtypes = KN_DTYPES_FLOAT,
     .infer = linear_fused_infer,
     .impls = linear_fused_impls,
-    .flops = linear_fused_flops,
+    .flops = kn__linear_flops, /* same inputs as linear */
     .amp = KN_AMP_LOWP,
     .layout = KN_LAYOUT_FIXED,
 };

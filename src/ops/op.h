@@ -163,6 +163,12 @@ void kn__call_site(const char **file, int *line);
 size_t kn__conv_fused_attrs_size(void);
 void kn__conv_fused_attrs_set(void *attrs, const kn_conv_params *p, int64_t act);
 
+/* y with a kn_act activation applied by its op (src/ops/conv_fused.c), for
+ * the fused ops' reference paths; a new reference. */
+kn_tensor *kn__activate(kn_tensor *y, int64_t act);
+/* FLOPs of linear(x, w, bias) (src/ops/linalg.c), also linear_fused's. */
+int64_t kn__linear_flops(const kn_op_args *a);
+
 /* Helpers shared by op families. */
 /* Sums g over broadcast dims so that it has the given shape. */
 kn_tensor *kn__sum_to_shape(kn_tensor *g, int ndim, const int64_t *shape);

@@ -5,25 +5,6 @@
  * left (stateful ones, batch_norm, stay whole). */
 #include "../graph.h"
 
-/* A symbolic stand-in for value v, tagged so ops trace into g. */
-static kn_tensor *proxy(kn_graph *g, int32_t v)
-{
-    if (v < 0) return NULL;
-    const kn_gvalue *val = &g->values[v];
-    kn_tensor *t = kn_tensor_symbolic(val->dtype, val->ndim, val->shape);
-    if (t) t->trace_graph = g, t->trace_value = v;
-    return t;
-}
-
-/* The value a composition's output is: traced, or a constant it computed. */
-static int32_t value_of(kn_graph *g, kn_tensor *t)
-{
-    if (t->trace_graph) return t->trace_value;
-    int32_t v = kn__graph_add_value(g, KN_VALUE_CONST, t->dtype, t->ndim, t->shape);
-    if (v >= 0) g->values[v].tensor = kn_tensor_ref(t);
-    return v;
-}
-
 static kn_status append_node(kn_graph *g, const kn_gnode *n)
 {
     if (g->n_nodes == g->cap_nodes) {
@@ -52,13 +33,13 @@ static kn_status expand_node(kn_graph *g, kn_gnode *n, int32_t **remap, int32_t 
     kn_tensor *in[16] = {0}, *out[16] = {0};
     kn_status s = KN_OK;
     for (int k = 0; k < n->n_in && !s; k++)
-        if (n->in[k] >= 0 && !(in[k] = proxy(g, n->in[k]))) s = kn_last_status();
+        if (n->in[k] >= 0 && !(in[k] = kn__graph_proxy(g, n->in[k]))) s = kn_last_status();
     kn_set_call_site(n->file, n->line);
     kn_op_args a = {n->def, in, n->n_in, out, n->n_out, n->attrs};
     if (!s) s = n->def->compose(&a);
     int32_t vals[16];
     for (int k = 0; k < n->n_out && !s; k++)
-        if ((vals[k] = out[k] ? value_of(g, out[k]) : -1) < 0)
+        if ((vals[k] = out[k] ? kn__graph_value_of(g, out[k]) : -1) < 0)
             s = out[k] ? kn_last_status() : kn__error(KN_ERR_INTERNAL, "expand: no output %d", k);
     if (!s && g->n_values > *cap) { /* remap grows with the values tracing adds */
         int32_t nc = g->n_values * 2;

@@ -34,26 +34,6 @@ static kn_status ensure(grad_ctx *c)
     return KN_OK;
 }
 
-/* A symbolic tensor standing for value v (new reference). */
-static kn_tensor *proxy(kn_graph *g, int32_t v)
-{
-    if (v < 0) return NULL;
-    const kn_gvalue *val = &g->values[v];
-    kn_tensor *t = kn_tensor_symbolic(val->dtype, val->ndim, val->shape);
-    if (t) t->trace_graph = g, t->trace_value = v;
-    return t;
-}
-
-/* The value of a tensor a gradient function returned: traced, or a new
- * constant when it was computed from constants alone. */
-static int32_t value_of(kn_graph *g, kn_tensor *t)
-{
-    if (t->trace_graph) return t->trace_value;
-    int32_t v = kn__graph_add_value(g, KN_VALUE_CONST, t->dtype, t->ndim, t->shape);
-    if (v >= 0) g->values[v].tensor = kn_tensor_ref(t);
-    return v;
-}
-
 /* Forward pass over nodes [begin, end): which values need gradients. */
 static void mark_required(grad_ctx *c, int32_t begin, int32_t end)
 {
@@ -79,12 +59,12 @@ static kn_status accumulate(grad_ctx *c, int32_t v, kn_tensor *t)
         t = kn__keep(&s, kn__sum_to_shape(t, val.ndim, val.shape));
     if (t && t->dtype != val.dtype) t = kn__keep(&s, kn_cast(t, val.dtype));
     if (t && c->grad[v] >= 0) {
-        kn_tensor *old = kn__keep(&s, proxy(g, c->grad[v]));
+        kn_tensor *old = kn__keep(&s, kn__graph_proxy(g, c->grad[v]));
         t = kn__keep(&s, kn_add(old, t));
     }
     kn_status st = t ? KN_OK : kn_last_status();
     if (!st) {
-        int32_t gv = value_of(g, t);
+        int32_t gv = kn__graph_value_of(g, t);
         if (gv < 0 || (st = ensure(c))) st = kn_last_status();
         else c->grad[v] = gv;
     }
@@ -106,7 +86,7 @@ static kn_status backprop_composite(grad_ctx *c, int32_t i, int depth)
     for (int k = 0; k < n.n_in; k++) {
         bool state = n.def->stateful && k < 32 && (n.def->nondiff_in & (1u << k)) &&
                      (n.def->optional_in & (1u << k));
-        in[k] = state ? NULL : proxy(g, n.in[k]);
+        in[k] = state ? NULL : kn__graph_proxy(g, n.in[k]);
     }
     int32_t first = g->n_nodes;
     kn_op_args a = {n.def, in, n.n_in, out, n.n_out, n.attrs};
@@ -134,12 +114,12 @@ static kn_status backprop_node(grad_ctx *c, int32_t i)
     bool needs[64] = {0};
     if (n.n_in > 64 || n.n_out > 64) return kn__error(KN_ERR_UNSUPPORTED, "grad: '%s' has too many inputs", n.def->name);
     for (int k = 0; k < n.n_in; k++) {
-        in[k] = proxy(g, n.in[k]);
+        in[k] = kn__graph_proxy(g, n.in[k]);
         needs[k] = n.in[k] >= 0 && c->req[n.in[k]] && !(k < 32 && (n.def->nondiff_in & (1u << k)));
     }
     for (int k = 0; k < n.n_out; k++) {
-        out[k] = proxy(g, n.out[k]);
-        gout[k] = proxy(g, c->grad[n.out[k]]);
+        out[k] = kn__graph_proxy(g, n.out[k]);
+        gout[k] = kn__graph_proxy(g, c->grad[n.out[k]]);
     }
     kn_grad_args ga = {n.def, n.attrs, in, n.n_in, out, n.n_out, gout, needs, gin};
     kn_status s = n.def->grad(&ga);
@@ -184,7 +164,7 @@ static kn_status seed(grad_ctx *c, int32_t loss)
                                      "that requires a gradient");
     kn_tensor *one = kn_tensor_ones(v->dtype, v->ndim, v->shape);
     if (!one) return kn_last_status();
-    int32_t ov = value_of(c->g, one);
+    int32_t ov = kn__graph_value_of(c->g, one);
     kn_tensor_unref(one);
     if (ov < 0 || ensure(c)) return kn_last_status();
     c->grad[loss] = ov;
@@ -200,12 +180,12 @@ static kn_status add_outputs(grad_ctx *c, int *n_grads)
         const kn_gvalue *val = &g->values[v];
         if (val->kind != KN_VALUE_PARAM || !val->tensor->requires_grad) continue;
         kn_tensor *t;
-        if (c->grad[v] >= 0) t = proxy(g, c->grad[v]);
+        if (c->grad[v] >= 0) t = kn__graph_proxy(g, c->grad[v]);
         else { /* no path from the loss: a zero gradient */
             kn_tensor *z = kn_tensor_zeros(val->dtype, val->ndim, val->shape);
-            int32_t zv = z ? value_of(g, z) : -1;
+            int32_t zv = z ? kn__graph_value_of(g, z) : -1;
             kn_tensor_unref(z);
-            t = zv >= 0 ? proxy(g, zv) : NULL;
+            t = zv >= 0 ? kn__graph_proxy(g, zv) : NULL;
         }
         kn_status s = t ? kn_graph_output(g, t) : kn_last_status();
         kn_tensor_unref(t);
