@@ -572,9 +572,10 @@ kn_status kn_block_export(const kn_block *b, const char *json_path, const char *
 
 /* ================================================================ training
  * Optimizers, schedules and metrics (kiln/optim.h); datasets and the data
- * loader (kiln/data.h). */
+ * loader (kiln/data.h); layers, initializers and models (kiln/nn.h). */
 #include "kiln/optim.h"
 #include "kiln/data.h"
+#include "kiln/nn.h"
 
 /* ---- call sites. Each op call from user code records its __FILE__ and
  * __LINE__, so an error found while tracing or running a graph names the

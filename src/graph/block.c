@@ -2,51 +2,7 @@
  * run the function; hybridized calls trace it once per input signature
  * (dtypes, shapes, training flag) into a compiled graph kept in a small
  * cache, and run that graph afterwards. */
-#include "graph.h"
-
-#define MAX_PARAMS 4096
-#define CACHE_SIZE 8
-#define MAX_IO 64
-#define MAX_CHILDREN 256
-
-typedef struct signature {
-    int n_in;
-    bool training;
-    kn_dtype dtype[MAX_IO];
-    int ndim[MAX_IO];
-    int64_t shape[MAX_IO][KN_MAX_DIMS];
-} signature;
-
-typedef struct cache_entry {
-    signature sig;
-    kn_graph *graph;
-    uint64_t last_used;
-} cache_entry;
-
-struct kn_block {
-    char *name;
-    kn_forward_fn forward;
-    void *user;
-    int n_params;
-    char **param_names;
-    kn_tensor **params;  /* references */
-    kn_tensor **proxies; /* while tracing: symbolic stand-ins */
-    bool training, hybridized, tracing;
-    cache_entry cache[CACHE_SIZE];
-    uint64_t clock;
-    kn_graph *last_graph;
-    int64_t traces; /* times forward was traced (for tests and stats) */
-    /* child blocks (owned), and the parameters of the whole tree flattened
-     * with hierarchical names ("layer1.conv.weight"), rebuilt when stale */
-    int n_children;
-    char *child_names[MAX_CHILDREN];
-    kn_block *children[MAX_CHILDREN];
-    kn_block *parent;
-    int n_flat;
-    char **flat_names;
-    kn_tensor **flat_params; /* borrowed */
-    bool flat_stale;
-};
+#include "block_impl.h"
 
 static char *dup_string(const char *s)
 {
@@ -67,8 +23,9 @@ kn_block *kn_block_new(const char *name, kn_forward_fn forward, void *user)
     b->param_names = kn_alloc(sizeof(char *) * MAX_PARAMS);
     b->params = kn_alloc(sizeof(kn_tensor *) * MAX_PARAMS);
     b->proxies = kn_alloc(sizeof(kn_tensor *) * MAX_PARAMS);
+    b->param_flags = kn_alloc(MAX_PARAMS);
     b->name = dup_string(name ? name : "block");
-    if (!b->param_names || !b->params || !b->proxies || !b->name) {
+    if (!b->param_names || !b->params || !b->proxies || !b->param_flags || !b->name) {
         kn_block_free(b);
         return NULL;
     }
@@ -88,12 +45,12 @@ static void free_flat(kn_block *b)
 {
     for (int i = 0; i < b->n_flat; i++)
         kn_free(b->flat_names[i]);
-    kn_free(b->flat_names), kn_free(b->flat_params);
-    b->flat_names = NULL, b->flat_params = NULL, b->n_flat = 0;
+    kn_free(b->flat_names), kn_free(b->flat_params), kn_free(b->flat_flags);
+    b->flat_names = NULL, b->flat_params = NULL, b->flat_flags = NULL, b->n_flat = 0;
 }
 
 /* This block and its ancestors: cached graphs and flat lists are stale. */
-static void changed(kn_block *b)
+void kn__block_changed(kn_block *b)
 {
     for (; b; b = b->parent) {
         drop_cache(b);
@@ -119,32 +76,63 @@ void kn_block_free(kn_block *b)
         kn_free(b->param_names[i]);
         kn_tensor_unref(b->params[i]);
     }
-    kn_free(b->param_names), kn_free(b->params), kn_free(b->proxies), kn_free(b->name);
+    kn_free(b->param_names), kn_free(b->params), kn_free(b->proxies), kn_free(b->param_flags);
+    kn_free(b->name);
+    if (b->user_free) b->user_free(b->user);
     kn_free(b);
 }
 
-static int find_param(const kn_block *b, const char *name)
+int kn__block_find_param(const kn_block *b, const char *name)
 {
     for (int i = 0; i < b->n_params; i++)
         if (!strcmp(b->param_names[i], name)) return i;
     return -1;
 }
 
-kn_status kn_block_add_param(kn_block *b, const char *name, kn_tensor *value)
+static kn_status add_param(kn_block *b, const char *name, kn_tensor *value, uint8_t flags)
 {
     if (!b || !name || !value) return kn__error(KN_ERR_ARG, "block_add_param: NULL argument");
     if (!value->storage)
         return kn__error(KN_ERR_ARG, "block_add_param: '%s' is symbolic; a parameter needs data", name);
-    if (find_param(b, name) >= 0)
+    if (!name[0]) return kn__error(KN_ERR_ARG, "block_add_param: the name is empty");
+    if (kn__block_find_param(b, name) >= 0)
         return kn__error(KN_ERR_ARG, "block_add_param: block '%s' already has a parameter '%s'",
                          b->name, name);
     if (b->n_params == MAX_PARAMS)
         return kn__error(KN_ERR_ARG, "block_add_param: more than %d parameters", MAX_PARAMS);
     char *copy = dup_string(name);
     if (!copy) return kn_last_status();
+    kn_tensor *proxy = NULL;
+    if (b->tracing) { /* a deferred parameter created during a traced first call */
+        char path[600];
+        snprintf(path, sizeof path, "%s%s", b->trace_prefix, name);
+        if (!(proxy = kn_graph_param(b->trace_graph, path, value))) {
+            kn_free(copy);
+            return kn_last_status();
+        }
+    }
     b->param_names[b->n_params] = copy;
+    b->proxies[b->n_params] = proxy;
+    b->param_flags[b->n_params] = flags;
     b->params[b->n_params++] = kn_tensor_ref(value);
-    changed(b); /* traced graphs do not know the new parameter */
+    kn__block_changed(b); /* traced graphs do not know the new parameter */
+    return KN_OK;
+}
+
+kn_status kn_block_add_param(kn_block *b, const char *name, kn_tensor *value)
+{
+    return add_param(b, name, value, 0);
+}
+
+kn_status kn_block_add_state(kn_block *b, const char *name, kn_tensor *value)
+{
+    return add_param(b, name, value, PARAM_STATE);
+}
+
+kn_status kn_block_set_user_free(kn_block *b, void (*free_fn)(void *user))
+{
+    if (!b) return kn__error(KN_ERR_ARG, "block_set_user_free: block is NULL");
+    b->user_free = free_fn;
     return KN_OK;
 }
 
@@ -168,7 +156,7 @@ kn_status kn_block_add_child(kn_block *b, const char *name, kn_block *child)
     b->child_names[b->n_children] = copy;
     b->children[b->n_children++] = child;
     child->parent = b;
-    changed(b);
+    kn__block_changed(b);
     return KN_OK;
 }
 
@@ -180,24 +168,26 @@ kn_block *kn_block_child(const kn_block *b, const char *name)
 }
 
 /* Own parameters first, then each child's under "child." prefixes. */
-static kn_status rebuild_flat(kn_block *b)
+kn_status kn__block_rebuild_flat(kn_block *b)
 {
     if (!b->flat_stale && (b->flat_names || (b->n_params == 0 && b->n_children == 0))) return KN_OK;
     free_flat(b);
     int total = b->n_params;
     for (int c = 0; c < b->n_children; c++) {
-        kn_status s = rebuild_flat(b->children[c]);
+        kn_status s = kn__block_rebuild_flat(b->children[c]);
         if (s) return s;
         total += b->children[c]->n_flat;
     }
     b->flat_names = kn_alloc(sizeof(char *) * (size_t)(total + 1));
     b->flat_params = kn_alloc(sizeof(kn_tensor *) * (size_t)(total + 1));
-    if (!b->flat_names || !b->flat_params) {
-        kn_free(b->flat_names), kn_free(b->flat_params);
-        b->flat_names = NULL, b->flat_params = NULL;
+    b->flat_flags = kn_alloc((size_t)total + 1);
+    if (!b->flat_names || !b->flat_params || !b->flat_flags) {
+        kn_free(b->flat_names), kn_free(b->flat_params), kn_free(b->flat_flags);
+        b->flat_names = NULL, b->flat_params = NULL, b->flat_flags = NULL;
         return kn_last_status();
     }
     for (int i = 0; i < b->n_params; i++) {
+        b->flat_flags[b->n_flat] = b->param_flags[i];
         b->flat_params[b->n_flat] = b->params[i];
         if (!(b->flat_names[b->n_flat++] = dup_string(b->param_names[i]))) return kn_last_status();
     }
@@ -208,6 +198,7 @@ static kn_status rebuild_flat(kn_block *b)
             char *full = kn_alloc(n);
             if (!full) return kn_last_status();
             snprintf(full, n, "%s.%s", b->child_names[c], ch->flat_names[i]);
+            b->flat_flags[b->n_flat] = ch->flat_flags[i];
             b->flat_params[b->n_flat] = ch->flat_params[i];
             b->flat_names[b->n_flat++] = full;
         }
@@ -219,7 +210,7 @@ static kn_status rebuild_flat(kn_block *b)
 kn_tensor *kn_block_param(kn_block *b, const char *name)
 {
     if (!b || !name) return kn__error_null(KN_ERR_ARG, "block_param: NULL argument");
-    int i = find_param(b, name);
+    int i = kn__block_find_param(b, name);
     if (i < 0)
         return kn__error_null(KN_ERR_ARG, "block_param: block '%s' has no parameter '%s'", b->name, name);
     return b->tracing ? b->proxies[i] : b->params[i];
@@ -229,15 +220,15 @@ kn_tensor *kn_block_param(kn_block *b, const char *name)
  * lazily (the cast: a cache inside a logically const block). */
 int kn_block_num_params(const kn_block *b)
 {
-    return b && !rebuild_flat((kn_block *)b) ? b->n_flat : 0;
+    return b && !kn__block_rebuild_flat((kn_block *)b) ? b->n_flat : 0;
 }
 const char *kn_block_param_name(const kn_block *b, int i)
 {
-    return b && !rebuild_flat((kn_block *)b) && i >= 0 && i < b->n_flat ? b->flat_names[i] : NULL;
+    return b && !kn__block_rebuild_flat((kn_block *)b) && i >= 0 && i < b->n_flat ? b->flat_names[i] : NULL;
 }
 kn_tensor *kn_block_param_at(const kn_block *b, int i)
 {
-    return b && !rebuild_flat((kn_block *)b) && i >= 0 && i < b->n_flat ? b->flat_params[i] : NULL;
+    return b && !kn__block_rebuild_flat((kn_block *)b) && i >= 0 && i < b->n_flat ? b->flat_params[i] : NULL;
 }
 void kn_block_set_training(kn_block *b, bool training)
 {
@@ -280,6 +271,8 @@ static kn_status make_signature(const kn_block *b, int n_in, kn_tensor *const *i
 static kn_status begin_trace(kn_block *b, kn_graph *g, const char *prefix)
 {
     b->tracing = true;
+    b->trace_graph = g;
+    snprintf(b->trace_prefix, sizeof b->trace_prefix, "%s", prefix);
     for (int i = 0; i < b->n_params; i++) {
         char name[512];
         snprintf(name, sizeof name, "%s%s", prefix, b->param_names[i]);
@@ -297,6 +290,7 @@ static kn_status begin_trace(kn_block *b, kn_graph *g, const char *prefix)
 static void end_trace(kn_block *b)
 {
     b->tracing = false;
+    b->trace_graph = NULL;
     for (int i = 0; i < b->n_params; i++) {
         kn_tensor_unref(b->proxies[i]);
         b->proxies[i] = NULL;

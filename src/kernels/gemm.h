@@ -11,17 +11,8 @@
 
 #include "../base/base.h"
 
-typedef enum kn_act {
-    KN_ACT_NONE = 0,
-    KN_ACT_RELU,
-    KN_ACT_RELU6,
-    KN_ACT_GELU,      /* 0.5 x (1 + erf(x / sqrt 2)) */
-    KN_ACT_GELU_TANH, /* 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */
-    KN_ACT_SILU,      /* x sigmoid(x) */
-    KN_ACT_SIGMOID,
-    KN_ACT_TANH,
-    KN_ACT_COUNT
-} kn_act;
+/* Epilogue activations: the public kn_act values up to KN_ACT_TANH. */
+#define KN_ACT_COUNT (KN_ACT_TANH + 1)
 
 typedef struct kn_epilogue { /* applied in this order after accumulation */
     const float *bias;          /* per output column n, or NULL */
