@@ -53,8 +53,15 @@ static kn_status dense_block(kn_block *b, int n_in, kn_tensor *const *in, int n_
 {
     (void)n_in, (void)n_out;
     kn_tensor *y = kn_linear(in[0], kn_block_param(b, "weight"), kn_block_param(b, "bias"));
-    out[0] = user ? kn_relu(y) : kn_tensor_ref(y); /* user != NULL: followed by relu */
-    kn_tensor_unref(y);
+    if (!user) { /* the classifier: no norm, no relu */
+        out[0] = y;
+        return out[0] ? KN_OK : kn_last_status();
+    }
+    kn_tensor *n = kn_batch_norm(y, kn_block_param(b, "gamma"), kn_block_param(b, "beta"),
+                                 kn_block_param(b, "running_mean"), kn_block_param(b, "running_var"),
+                                 kn_block_is_training(b), 0.1, 1e-5, KN_LAYOUT_NCHW);
+    out[0] = kn_relu(n);
+    kn_tensor_unref(y), kn_tensor_unref(n);
     return out[0] ? KN_OK : kn_last_status();
 }
 
@@ -90,17 +97,23 @@ static kn_status add_weights(kn_block *b, int ndim, const int64_t *wshape, int64
     return s;
 }
 
+/* batch-norm scale and shift (trained) and running statistics (state) */
+static void add_norm(kn_block *b, int64_t c)
+{
+    kn_tensor *g = kn_tensor_ones(KN_F32, 1, &c), *be = kn_tensor_zeros(KN_F32, 1, &c);
+    kn_tensor *m = kn_tensor_zeros(KN_F32, 1, &c), *v = kn_tensor_ones(KN_F32, 1, &c);
+    kn_block_add_param(b, "gamma", g), kn_block_add_param(b, "beta", be);
+    kn_block_add_state(b, "running_mean", m), kn_block_add_state(b, "running_var", v);
+    kn_tensor_unref(g), kn_tensor_unref(be), kn_tensor_unref(m), kn_tensor_unref(v);
+}
+
 static kn_block *conv_layer(int64_t cin, int64_t cout, int64_t pad, conv_cfg *cfg)
 {
     cfg->pad = pad;
     kn_block *b = kn_block_new("conv", conv_block, cfg);
-    int64_t ws[4] = {cout, cin, 5, 5}, cs[1] = {cout};
+    int64_t ws[4] = {cout, cin, 5, 5};
     if (!b || add_weights(b, 4, ws, cin * 25)) return b;
-    kn_tensor *g = kn_tensor_ones(KN_F32, 1, cs), *be = kn_tensor_zeros(KN_F32, 1, cs);
-    kn_tensor *m = kn_tensor_zeros(KN_F32, 1, cs), *v = kn_tensor_ones(KN_F32, 1, cs);
-    kn_block_add_param(b, "gamma", g), kn_block_add_param(b, "beta", be);
-    kn_block_add_param(b, "running_mean", m), kn_block_add_param(b, "running_var", v);
-    kn_tensor_unref(g), kn_tensor_unref(be), kn_tensor_unref(m), kn_tensor_unref(v);
+    add_norm(b, cout);
     return b;
 }
 
@@ -108,7 +121,7 @@ static kn_block *dense_layer(int64_t in, int64_t out, bool relu)
 {
     kn_block *b = kn_block_new("dense", dense_block, relu ? (void *)1 : NULL);
     int64_t ws[2] = {out, in};
-    if (b) add_weights(b, 2, ws, in);
+    if (b && !add_weights(b, 2, ws, in) && relu) add_norm(b, out);
     return b;
 }
 
@@ -149,27 +162,26 @@ static double evaluate(kn_block *net, kn_loader *ld, uint64_t epoch)
     return v;
 }
 
+static kn_graph *profiled; /* KILN_PROFILE set: the per-node times of the full-batch step graph */
+
 /* Steps through one epoch; returns the mean loss or -1. */
-static double train_epoch(kn_block *net, kn_loader *ld, kn_optimizer *opt, uint64_t epoch)
+static double train_epoch(kn_block *net, kn_loader *ld, kn_train_step *step, uint64_t epoch)
 {
     double total = 0;
     int64_t batches = 0;
     kn_block_set_training(net, true);
     kn_loader_reset(ld, epoch);
     for (;;) {
-        kn_tensor *x = NULL, *y = NULL, *logits = NULL;
+        kn_tensor *x = NULL, *y = NULL, *loss = NULL;
         if (kn_loader_next(ld, &x, &y)) return -1;
         if (!x) break;
-        kn_autograd_record(true);
-        kn_status s = kn_block_forward(net, 1, &x, 1, &logits);
-        kn_tensor *loss = s ? NULL : kn_cross_entropy(logits, y, NULL, NULL);
-        kn_autograd_record(false);
         double l = 0;
-        if (!loss || kn_backward(loss, NULL) || kn_optimizer_step(opt)) return -1;
-        kn_optimizer_zero_grad(opt);
+        if (kn_train_step_run(step, x, y, &loss, NULL)) return -1;
+        if (!profiled && getenv("KILN_PROFILE") && (profiled = kn_train_step_graph(step)))
+            kn_graph_set_profiling(profiled, true);
         kn_tensor_item(loss, &l);
         total += l, batches++;
-        kn_tensor_unref(x), kn_tensor_unref(y), kn_tensor_unref(logits), kn_tensor_unref(loss);
+        kn_tensor_unref(x), kn_tensor_unref(y), kn_tensor_unref(loss);
     }
     return batches ? total / (double)batches : 0;
 }
@@ -196,22 +208,26 @@ int main(int argc, char **argv)
     kn_optimizer *opt = kn_optimizer_new(KN_OPTIM_SGD, &oc);
     /* the batch-norm running statistics are state, not trained */
     kn_tensor *params[64];
-    int n = 0;
-    for (int i = 0; i < kn_block_num_params(net) && n < 64; i++)
-        if (!strstr(kn_block_param_name(net, i), "running_")) params[n++] = kn_block_param_at(net, i);
-    for (int i = 0; i < n; i++)
-        kn_tensor_set_requires_grad(params[i], true);
-    if (!opt || kn_optimizer_add_group(opt, n, params, NULL)) return fail("optimizer");
-    printf("LeNet-BN on Fashion-MNIST, batch %d, SGD momentum 0.9 lr 0.1, %s, %d threads\n", BATCH,
+    int n = kn_block_trainable_params(net, 64, params);
+    if (!opt || n < 0 || kn_optimizer_add_group(opt, n, params, NULL)) return fail("optimizer");
+    kn_lr_schedule cos = kn_lr_schedule_defaults(KN_LR_COSINE);
+    cos.t_max = (int64_t)epochs * ((60000 + BATCH - 1) / BATCH);
+    kn_trainer *trainer = kn_trainer_new(opt, &cos, 0);
+    kn_train_step *step = trainer ? kn_train_step_new(net, trainer, NULL, NULL) : NULL;
+    if (!step) return fail("trainer");
+    printf("LeNet-BN on Fashion-MNIST, batch %d, SGD momentum 0.9 lr 0.1 cosine, %s, %d threads\n", BATCH,
            hybridize ? "hybridized" : "eager", kn_get_num_threads());
     for (int e = 1; e <= epochs; e++) {
         double t0 = now_s();
-        double loss = train_epoch(net, train, opt, (uint64_t)e);
+        double loss = train_epoch(net, train, step, (uint64_t)e);
         if (loss < 0) return fail("training");
         double train_s = now_s() - t0, acc = evaluate(net, test, 0);
         printf("epoch %d/%d  train loss %.3f  test acc %.4f  %.1f s\n", e, epochs, loss, acc, train_s);
         fflush(stdout);
     }
+    if (profiled) kn_graph_print_profile(profiled, stdout);
+    kn_train_step_free(step);
+    kn_trainer_free(trainer);
     kn_optimizer_free(opt);
     kn_block_free(net);
     kn_loader_free(train), kn_loader_free(test);

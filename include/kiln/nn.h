@@ -78,6 +78,7 @@ kn_status kn_block_init_shapes(kn_block *b, int n_in, kn_tensor *const *examples
 /* A block's path from the root ("features.3"), "" for the root. */
 const char *kn_block_path(const kn_block *b, char *buf, size_t size);
 const char *kn_block_name(const kn_block *b);
+bool kn_block_is_hybridized(const kn_block *b);
 int kn_block_num_children(const kn_block *b);
 kn_block *kn_block_child_at(const kn_block *b, int i);
 const char *kn_block_child_name(const kn_block *b, int i);
@@ -172,6 +173,27 @@ typedef struct kn_rnn_layer {
 } kn_rnn_layer;
 kn_block *kn_nn_lstm(const kn_rnn_layer *cfg);
 kn_block *kn_nn_gru(const kn_rnn_layer *cfg);
+
+/* ================================================================ training step
+ * One step of training net on a batch: forward, loss, backward, then the
+ * trainer's step (schedule, clipping, update). When net is hybridized, the
+ * forward, the loss and the backward are traced into ONE compiled graph per
+ * input signature whose outputs are the loss, net's output and every
+ * trainable parameter's gradient (so backward runs from the arena with no
+ * tape); otherwise autograd runs eagerly. Both give the same numbers.
+ * loss_fn(output, target, user) returns the scalar loss (a new reference);
+ * NULL means mean softmax cross-entropy over class indices. */
+typedef kn_tensor *(*kn_loss_fn)(kn_tensor *output, kn_tensor *target, void *user);
+typedef struct kn_train_step kn_train_step;
+/* Borrows net and trainer (they must outlive the step). */
+kn_train_step *kn_train_step_new(kn_block *net, kn_trainer *trainer, kn_loss_fn loss_fn, void *user);
+void kn_train_step_free(kn_train_step *s);
+/* loss (0-d) and output get new references when not NULL. */
+kn_status kn_train_step_run(kn_train_step *s, kn_tensor *x, kn_tensor *target, kn_tensor **loss,
+                            kn_tensor **output);
+/* The compiled graph of the last hybridized step (borrowed; NULL if none),
+ * e.g. for kn_graph_set_profiling. */
+kn_graph *kn_train_step_graph(const kn_train_step *s);
 
 /* ================================================================ models
  * The model zoo (models/), written with the public API only. num_classes

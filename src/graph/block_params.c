@@ -221,6 +221,7 @@ const char *kn_block_path(const kn_block *b, char *buf, size_t size)
 }
 
 const char *kn_block_name(const kn_block *b) { return b ? b->name : NULL; }
+bool kn_block_is_hybridized(const kn_block *b) { return b && b->hybridized; }
 int kn_block_num_children(const kn_block *b) { return b ? b->n_children : 0; }
 kn_block *kn_block_child_at(const kn_block *b, int i)
 {

@@ -6,6 +6,8 @@
  * tiles are fixed by the shape alone and processed in a fixed order. */
 #include "conv_fast.h"
 
+#include <stdatomic.h>
+
 #include <string.h>
 
 /* Bytes of im2col buffer aimed for per tile (fits L2 with room to spare),
@@ -683,101 +685,144 @@ static bool np_usable(const kn_conv_geom *g, const kn_conv_act *x, kn_dtype wdt,
 /* NCHW: y[n] (C_out, P) = w (C_out, K) · col (K, P) per group, in tiles of
  * output rows; with an epilogue the GEMM writes an f32 tile that the
  * per-channel epilogue then stores. */
-static kn_status conv_fwd_nchw(const kn_conv_geom *g, const kn_conv_act *x,
-                               const kn_conv_wgt *w, const kn_conv_act *y, kn_dtype compute,
-                               const kn_epilogue *ep)
+/* Small images (LeNet-sized): whole images per thread beat splitting each
+ * image's small im2col and GEMM, whose parallel regions then cost more than
+ * their work. Nested kn_parallel_for calls run inline, so the per-image code
+ * is the same either way; the choice depends on the shape only. */
+static bool per_image_parallel(const kn_conv_geom *g, int64_t K, int64_t P, int64_t cout)
 {
-    int64_t G = g->groups, cing = g->cin / G, coutg = g->cout / G, kk = taps(g);
-    int64_t Kg = kk * cing, K = G * Kg, Q = g->out[0] * g->out[1], OW = g->out[2];
-    kn_dtype cdt = compute == KN_BF16 ? KN_BF16 : x->dt;
-    bool direct = is_pointwise(g) && plane_contig(x, g->in);
-    const char *wa = w->p;
-    kn_dtype wdt = w->dt;
-    char *wp = NULL, *col = NULL;
+    return g->n >= 4 && 2 * K * P * cout < ((int64_t)4 << 20);
+}
+
+static int64_t image_grain(int64_t n)
+{
+    return n / 8 > 1 ? n / 8 : 1;
+}
+
+/* Everything conv_fwd_nchw decides once, for running images [n0, n1). */
+typedef struct fwd_nchw_plan {
+    const kn_conv_geom *g;
+    const kn_conv_act *x, *y;
+    const kn_epilogue *ep;
+    kn_dtype compute, cdt, wdt;
+    const char *wa;
+    int64_t G, cing, coutg, Kg, K, Q, OW, qt;
+    bool direct, np, np_ep, in_place, via_tile;
+    _Atomic int status; /* first error of a parallel run */
+} fwd_nchw_plan;
+
+static const char *residual_at(const fwd_nchw_plan *p, int64_t n, int64_t q0)
+{
+    const kn_epilogue *ep = p->ep;
+    if (!ep || !ep->residual) return NULL;
+    return (const char *)ep->residual +
+           (n * p->y->sn + q0 * p->OW) * (int64_t)kn_dtype_size(ep->residual_dtype);
+}
+
+static kn_status fwd_nchw_images(fwd_nchw_plan *p, int64_t n0, int64_t n1)
+{
+    const kn_conv_geom *g = p->g;
+    const kn_conv_act *x = p->x, *y = p->y;
+    const kn_epilogue *ep = p->ep;
+    int64_t OW = p->OW, Q = p->Q, qt = p->qt, K = p->K, Kg = p->Kg, P = qt * OW;
+    char *col = NULL;
     float *tmp = NULL;
-    if (!w_natural(g, w)) {
-        wdt = compute == KN_BF16 ? KN_BF16 : w->dt;
-        if (!(wp = kn_alloc(kn_dtype_size(wdt) * (size_t)(g->cout * Kg)))) return KN_ERR_NOMEM;
-        pack_w_c_tap(g, w, wp, wdt);
-        wa = wp;
-    }
-    bool fused = !ep_empty(ep);
-    bool np = np_usable(g, x, wdt, y, compute, ep);
-    /* the no-pack kernel applies bias/scale/shift/residual/relu(6) itself */
-    bool np_ep = np && fused &&
-                 (ep->act == KN_ACT_NONE || ep->act == KN_ACT_RELU || ep->act == KN_ACT_RELU6);
-    /* an f32 output takes the epilogue in place after a plain GEMM (keeps
-     * the GEMM whole); other dtypes go through an f32 tile */
-    bool in_place = fused && y->dt == KN_F32 && !np_ep;
-    bool via_tile = fused && !in_place && !np_ep;
-    /* tile: whole output rows, about TILE_BYTES of col (or of f32 output) */
-    int64_t per_q = (direct ? 0 : K * (int64_t)kn_dtype_size(cdt)) + (via_tile ? g->cout * 4 : 0);
-    int64_t qt = per_q ? TILE_BYTES / (per_q * OW) : Q;
-    int64_t min_q = (TILE_MIN_ROWS + OW - 1) / OW;
-    if (qt < min_q) qt = min_q;
-    if (qt > Q) qt = Q;
-    int64_t P = qt * OW;
     kn_status s = KN_OK;
-    if (!direct && !(col = kn_alloc(kn_dtype_size(cdt) * (size_t)(K * P)))) s = KN_ERR_NOMEM;
-    if (!s && via_tile && !(tmp = kn_alloc(sizeof(float) * (size_t)(g->cout * P)))) s = KN_ERR_NOMEM;
+    if (!p->direct && !(col = kn_alloc(kn_dtype_size(p->cdt) * (size_t)(K * P)))) s = KN_ERR_NOMEM;
+    if (!s && p->via_tile && !(tmp = kn_alloc(sizeof(float) * (size_t)(g->cout * P)))) s = KN_ERR_NOMEM;
     size_t xes = kn_dtype_size(x->dt), yes = kn_dtype_size(y->dt);
-    for (int64_t n = 0; !s && n < g->n; n++)
+    for (int64_t n = n0; !s && n < n1; n++)
         for (int64_t q0 = 0; !s && q0 < Q; q0 += qt) {
             int64_t q1 = Q - q0 < qt ? Q : q0 + qt, pt = (q1 - q0) * OW;
             const char *b;
             kn_dtype bdt;
             int64_t ldb, sb;
-            if (direct) {
+            if (p->direct) {
                 b = x->p + (n * x->sn + q0 * OW) * (int64_t)xes, bdt = x->dt;
-                ldb = x->sc, sb = cing * x->sc;
+                ldb = x->sc, sb = p->cing * x->sc;
             } else {
-                nchw_job j = {.g = g, .x = x, .n = n, .q0 = q0, .q1 = q1, .col = col, .cdt = cdt,
+                nchw_job j = {.g = g, .x = x, .n = n, .q0 = q0, .q1 = q1, .col = col, .cdt = p->cdt,
                               .ldcol = pt};
                 kn_parallel_for(K, grain_rows(pt), im2col_nchw, &j);
-                b = col, bdt = cdt, ldb = pt, sb = Kg * pt;
+                b = col, bdt = p->cdt, ldb = pt, sb = Kg * pt;
             }
             char *yt = y->p + (n * y->sn + q0 * OW) * (int64_t)yes;
-            if (np) {
+            const char *res = residual_at(p, n, q0);
+            if (p->np) {
                 kn_np_epi e = {0};
-                if (np_ep) {
-                    e = (kn_np_epi){ep->bias, ep->scale, ep->shift, NULL, ep->residual_dtype,
-                                    y->sc, ep->act};
-                    if (ep->residual)
-                        e.res = (const char *)ep->residual +
-                                (n * y->sn + q0 * OW) * (int64_t)kn_dtype_size(ep->residual_dtype);
-                }
-                np_product(g->cout, pt, K, (const float *)wa, K, (const float *)b, ldb,
-                           (float *)yt, y->sc, np_ep ? &e : NULL);
-                const char *res = in_place && ep->residual
-                                      ? (const char *)ep->residual + (n * y->sn + q0 * OW) *
-                                                (int64_t)kn_dtype_size(ep->residual_dtype)
-                                      : NULL;
-                if (in_place)
+                if (p->np_ep)
+                    e = (kn_np_epi){ep->bias, ep->scale, ep->shift, res, ep->residual_dtype, y->sc,
+                                    ep->act};
+                np_product(g->cout, pt, K, (const float *)p->wa, K, (const float *)b, ldb,
+                           (float *)yt, y->sc, p->np_ep ? &e : NULL);
+                if (p->in_place)
                     epilogue_parallel(ep, g->cout, pt, (const float *)yt, y->sc, yt, KN_F32, y->sc, res);
-            } else if (!via_tile) {
-                s = kn__gemm_batched(compute, false, false, coutg, pt, Kg, wa, wdt, Kg, b, bdt,
-                                     ldb, 0.0f, yt, y->dt, y->sc, NULL, G, coutg * Kg, sb,
-                                     coutg * y->sc);
-                const char *res = in_place && ep->residual
-                                      ? (const char *)ep->residual + (n * y->sn + q0 * OW) *
-                                                (int64_t)kn_dtype_size(ep->residual_dtype)
-                                      : NULL;
-                if (!s && in_place)
+            } else if (!p->via_tile) {
+                s = kn__gemm_batched(p->compute, false, false, p->coutg, pt, Kg, p->wa, p->wdt, Kg, b,
+                                     bdt, ldb, 0.0f, yt, y->dt, y->sc, NULL, p->G, p->coutg * Kg, sb,
+                                     p->coutg * y->sc);
+                if (!s && p->in_place)
                     epilogue_parallel(ep, g->cout, pt, (const float *)yt, y->sc, yt, KN_F32, y->sc, res);
             } else {
-                s = kn__gemm_batched(compute, false, false, coutg, pt, Kg, wa, wdt, Kg, b, bdt,
-                                     ldb, 0.0f, tmp, KN_F32, pt, NULL, G, coutg * Kg, sb,
-                                     coutg * pt);
-                const char *res =
-                    ep->residual ? (const char *)ep->residual +
-                                       (n * y->sn + q0 * OW) *
-                                           (int64_t)kn_dtype_size(ep->residual_dtype)
-                                 : NULL;
+                s = kn__gemm_batched(p->compute, false, false, p->coutg, pt, Kg, p->wa, p->wdt, Kg, b,
+                                     bdt, ldb, 0.0f, tmp, KN_F32, pt, NULL, p->G, p->coutg * Kg, sb,
+                                     p->coutg * pt);
                 if (!s) epilogue_parallel(ep, g->cout, pt, tmp, pt, yt, y->dt, y->sc, res);
             }
         }
     kn_free(tmp);
     kn_free(col);
+    return s;
+}
+
+static void fwd_nchw_task(int64_t b, int64_t e, void *arg)
+{
+    fwd_nchw_plan *p = arg;
+    kn_status s = fwd_nchw_images(p, b, e);
+    int ok = KN_OK;
+    if (s) atomic_compare_exchange_strong(&p->status, &ok, (int)s);
+}
+
+static kn_status conv_fwd_nchw(const kn_conv_geom *g, const kn_conv_act *x,
+                               const kn_conv_wgt *w, const kn_conv_act *y, kn_dtype compute,
+                               const kn_epilogue *ep)
+{
+    fwd_nchw_plan p = {.g = g, .x = x, .y = y, .ep = ep, .compute = compute};
+    p.G = g->groups, p.cing = g->cin / p.G, p.coutg = g->cout / p.G;
+    p.Kg = taps(g) * p.cing, p.K = p.G * p.Kg, p.Q = g->out[0] * g->out[1], p.OW = g->out[2];
+    p.cdt = compute == KN_BF16 ? KN_BF16 : x->dt;
+    p.direct = is_pointwise(g) && plane_contig(x, g->in);
+    p.wa = w->p, p.wdt = w->dt;
+    char *wp = NULL;
+    if (!w_natural(g, w)) {
+        p.wdt = compute == KN_BF16 ? KN_BF16 : w->dt;
+        if (!(wp = kn_alloc(kn_dtype_size(p.wdt) * (size_t)(g->cout * p.Kg)))) return KN_ERR_NOMEM;
+        pack_w_c_tap(g, w, wp, p.wdt);
+        p.wa = wp;
+    }
+    bool fused = !ep_empty(ep);
+    p.np = np_usable(g, x, p.wdt, y, compute, ep);
+    /* the no-pack kernel applies bias/scale/shift/residual/relu(6) itself */
+    p.np_ep = p.np && fused && (ep->act == KN_ACT_NONE || ep->act == KN_ACT_RELU || ep->act == KN_ACT_RELU6);
+    /* an f32 output takes the epilogue in place after a plain GEMM (keeps
+     * the GEMM whole); other dtypes go through an f32 tile */
+    p.in_place = fused && y->dt == KN_F32 && !p.np_ep;
+    p.via_tile = fused && !p.in_place && !p.np_ep;
+    /* tile: whole output rows, about TILE_BYTES of col (or of f32 output) */
+    int64_t per_q = (p.direct ? 0 : p.K * (int64_t)kn_dtype_size(p.cdt)) + (p.via_tile ? g->cout * 4 : 0);
+    int64_t qt = per_q ? TILE_BYTES / (per_q * p.OW) : p.Q;
+    int64_t min_q = (TILE_MIN_ROWS + p.OW - 1) / p.OW;
+    if (qt < min_q) qt = min_q;
+    if (qt > p.Q) qt = p.Q;
+    p.qt = qt;
+    kn_status s;
+    if (per_image_parallel(g, p.K, p.Q * p.OW, g->cout)) {
+        atomic_init(&p.status, KN_OK);
+        kn_parallel_for(g->n, image_grain(g->n), fwd_nchw_task, &p);
+        s = (kn_status)atomic_load(&p.status);
+    } else {
+        s = fwd_nchw_images(&p, 0, g->n);
+    }
     kn_free(wp);
     return s;
 }
@@ -854,6 +899,52 @@ static void store_acc(const kn_conv_geom *g, const float *acc, const kn_conv_act
                 store_f(row + c * dx->sc * (int64_t)es, dx->dt, bias ? v + bias[c] : v);
             }
         }
+}
+
+/* NCHW data gradient of images [n0, n1): dcol tiles by GEMM, scattered
+ * into the f32 accumulator (images own disjoint parts of it). */
+typedef struct bwd_nchw_plan {
+    const kn_conv_geom *g;
+    const kn_conv_act *dy, *x;
+    const char *wp;
+    kn_dtype wdt, compute, cdt;
+    float *acc;
+    int64_t qt;
+    int64_t chunk;  /* weight gradient: images per partial sum */
+    float *partial; /* weight gradient: one (cout, Kg) sum per chunk */
+    _Atomic int status;
+} bwd_nchw_plan;
+
+static kn_status bwd_data_images(bwd_nchw_plan *p, int64_t n0, int64_t n1)
+{
+    const kn_conv_geom *g = p->g;
+    const kn_conv_act *dy = p->dy;
+    int64_t G = g->groups, cing = g->cin / G, coutg = g->cout / G, kk = taps(g), Kg = kk * cing;
+    int64_t K = G * Kg, Q = g->out[0] * g->out[1], OW = g->out[2], qt = p->qt;
+    size_t dyes = kn_dtype_size(dy->dt);
+    float *col = kn_alloc(sizeof(float) * (size_t)(K * qt * OW));
+    kn_status s = col ? KN_OK : KN_ERR_NOMEM;
+    for (int64_t n = n0; !s && n < n1; n++)
+        for (int64_t q0 = 0; !s && q0 < Q; q0 += qt) {
+            int64_t q1 = Q - q0 < qt ? Q : q0 + qt, pt = (q1 - q0) * OW;
+            s = kn__gemm_batched(p->compute, true, false, Kg, pt, coutg, p->wp, p->wdt, Kg,
+                                 dy->p + (n * dy->sn + q0 * OW) * (int64_t)dyes, dy->dt, dy->sc, 0.0f,
+                                 col, KN_F32, pt, NULL, G, coutg * Kg, coutg * dy->sc, Kg * pt);
+            if (s) break;
+            nchw_job j = {.g = g, .n = n, .q0 = q0, .q1 = q1, .col = (char *)col, .ldcol = pt,
+                          .dx = p->acc};
+            kn_parallel_for(g->cin, grain_rows(kk * pt), col2im_nchw, &j);
+        }
+    kn_free(col);
+    return s;
+}
+
+static void bwd_data_task(int64_t b, int64_t e, void *arg)
+{
+    bwd_nchw_plan *p = arg;
+    kn_status s = bwd_data_images(p, b, e);
+    int ok = KN_OK;
+    if (s) atomic_compare_exchange_strong(&p->status, &ok, (int)s);
 }
 
 kn_status kn__conv_bwd_data(const kn_conv_geom *g, const kn_conv_act *dy_in,
@@ -941,21 +1032,16 @@ kn_status kn__conv_bwd_data(const kn_conv_geom *g, const kn_conv_act *dy_in,
         }
     } else {
         int64_t Q = g->out[0] * g->out[1], OW = g->out[2];
-        int64_t qt = q_tile(K, sizeof(float), OW, Q);
         pack_w_c_tap(g, w, wp, wdt);
-        if (!(col = kn_alloc(sizeof(float) * (size_t)(K * qt * OW)))) s = KN_ERR_NOMEM;
-        for (int64_t n = 0; !s && n < g->n; n++)
-            for (int64_t q0 = 0; !s && q0 < Q; q0 += qt) {
-                int64_t q1 = Q - q0 < qt ? Q : q0 + qt, pt = (q1 - q0) * OW;
-                s = kn__gemm_batched(compute, true, false, Kg, pt, coutg, wp, wdt, Kg,
-                                     dy.p + (n * dy.sn + q0 * OW) * (int64_t)dyes, dy.dt, dy.sc,
-                                     0.0f, col, KN_F32, pt, NULL, G, coutg * Kg, coutg * dy.sc,
-                                     Kg * pt);
-                if (s) break;
-                nchw_job j = {.g = g, .n = n, .q0 = q0, .q1 = q1, .col = col, .ldcol = pt,
-                              .dx = acc};
-                kn_parallel_for(g->cin, grain_rows(kk * pt), col2im_nchw, &j);
-            }
+        bwd_nchw_plan p = {.g = g, .dy = &dy, .wp = wp, .wdt = wdt, .compute = compute, .acc = acc,
+                           .qt = q_tile(K, sizeof(float), OW, Q)};
+        if (per_image_parallel(g, K, Q * OW, g->cout)) {
+            atomic_init(&p.status, KN_OK);
+            kn_parallel_for(g->n, image_grain(g->n), bwd_data_task, &p);
+            s = (kn_status)atomic_load(&p.status);
+        } else {
+            s = bwd_data_images(&p, 0, g->n);
+        }
     }
     if (!s && (!in_place || bias)) store_acc(g, acc, dx, bias);
 done:
@@ -964,6 +1050,50 @@ done:
     kn_free(wp);
     kn_free(dy_tmp);
     return s;
+}
+
+/* NCHW weight gradient over images [n0, n1) into acc (coutg, Kg) per group:
+ * acc_g = sum over images of dy_g (coutg, pt) · col_gᵀ (pt, Kg), col (c, kd, kh, kw). */
+static kn_status bwd_weight_images(bwd_nchw_plan *p, int64_t n0, int64_t n1, float *acc)
+{
+    const kn_conv_geom *g = p->g;
+    const kn_conv_act *dy = p->dy, *x = p->x;
+    int64_t G = g->groups, cing = g->cin / G, coutg = g->cout / G, kk = taps(g), Kg = kk * cing;
+    int64_t K = G * Kg, Q = g->out[0] * g->out[1], OW = g->out[2], qt = p->qt;
+    size_t dyes = kn_dtype_size(dy->dt), xes = kn_dtype_size(x->dt), ces = kn_dtype_size(p->cdt);
+    bool pw = is_pointwise(g);
+    char *col = pw ? NULL : kn_alloc(ces * (size_t)(K * qt * OW));
+    kn_status s = pw || col ? KN_OK : KN_ERR_NOMEM;
+    for (int64_t n = n0; !s && n < n1; n++)
+        for (int64_t q0 = 0; !s && q0 < Q; q0 += qt) {
+            int64_t q1 = Q - q0 < qt ? Q : q0 + qt, pt = (q1 - q0) * OW;
+            const char *b = col;
+            kn_dtype bdt = p->cdt;
+            int64_t ldb = pt, sb = Kg * pt;
+            if (pw) {
+                b = x->p + (n * x->sn + q0 * OW) * (int64_t)xes, bdt = x->dt;
+                ldb = x->sc, sb = cing * x->sc;
+            } else {
+                nchw_job j = {.g = g, .x = x, .n = n, .q0 = q0, .q1 = q1, .col = col, .cdt = p->cdt,
+                              .ldcol = pt};
+                kn_parallel_for(K, grain_rows(pt), im2col_nchw, &j);
+            }
+            s = kn__gemm_batched(p->compute, false, true, coutg, Kg, pt,
+                                 dy->p + (n * dy->sn + q0 * OW) * (int64_t)dyes, dy->dt, dy->sc, b, bdt,
+                                 ldb, n > n0 || q0 ? 1.0f : 0.0f, acc, KN_F32, Kg, NULL, G,
+                                 coutg * dy->sc, sb, coutg * Kg);
+        }
+    kn_free(col);
+    return s;
+}
+
+static void bwd_weight_task(int64_t b, int64_t e, void *arg)
+{
+    bwd_nchw_plan *p = arg;
+    float *acc = p->partial + b / p->chunk * (p->g->cout * taps(p->g) * (p->g->cin / p->g->groups));
+    kn_status s = bwd_weight_images(p, b, e, acc);
+    int ok = KN_OK;
+    if (s) atomic_compare_exchange_strong(&p->status, &ok, (int)s);
 }
 
 kn_status kn__conv_bwd_weight(const kn_conv_geom *g, const kn_conv_act *x_in,
@@ -1003,29 +1133,25 @@ kn_status kn__conv_bwd_weight(const kn_conv_geom *g, const kn_conv_act *x_in,
                                  coutg * Kg);
         }
     } else if (!s) {
-        /* acc_g (coutg, Kg) += dy_g (coutg, pt) · col_gᵀ (pt, Kg), col (c, kd, kh, kw) */
         int64_t Q = g->out[0] * g->out[1], OW = g->out[2];
-        int64_t qt = pw ? Q : q_tile(K, ces, OW, Q);
-        if (!pw && !(col = kn_alloc(ces * (size_t)(K * qt * OW)))) s = KN_ERR_NOMEM;
-        for (int64_t n = 0; !s && n < g->n; n++)
-            for (int64_t q0 = 0; !s && q0 < Q; q0 += qt) {
-                int64_t q1 = Q - q0 < qt ? Q : q0 + qt, pt = (q1 - q0) * OW;
-                const char *b = col;
-                kn_dtype bdt = cdt;
-                int64_t ldb = pt, sb = Kg * pt;
-                if (pw) {
-                    b = x.p + (n * x.sn + q0 * OW) * (int64_t)xes, bdt = x.dt;
-                    ldb = x.sc, sb = cing * x.sc;
-                } else {
-                    nchw_job j = {.g = g, .x = &x, .n = n, .q0 = q0, .q1 = q1, .col = col,
-                                  .cdt = cdt, .ldcol = pt};
-                    kn_parallel_for(K, grain_rows(pt), im2col_nchw, &j);
-                }
-                s = kn__gemm_batched(compute, false, true, coutg, Kg, pt,
-                                     dy.p + (n * dy.sn + q0 * OW) * (int64_t)dyes, dy.dt, dy.sc, b,
-                                     bdt, ldb, n || q0 ? 1.0f : 0.0f, acc, KN_F32, Kg, NULL, G,
-                                     coutg * dy.sc, sb, coutg * Kg);
-            }
+        bwd_nchw_plan p = {.g = g, .dy = &dy, .x = &x, .compute = compute, .cdt = cdt, .acc = acc,
+                           .qt = pw ? Q : q_tile(K, ces, OW, Q)};
+        if (per_image_parallel(g, K, Q * OW, g->cout)) {
+            /* fixed chunks of images, each summed on its own, then added in
+             * chunk order: the same bits on any thread count */
+            p.chunk = image_grain(g->n);
+            int64_t chunks = (g->n + p.chunk - 1) / p.chunk, per = g->cout * Kg;
+            if (!(p.partial = kn_alloc(sizeof(float) * (size_t)(chunks * per)))) s = KN_ERR_NOMEM;
+            atomic_init(&p.status, KN_OK);
+            if (!s) kn_parallel_for(g->n, p.chunk, bwd_weight_task, &p);
+            if (!s) s = (kn_status)atomic_load(&p.status);
+            for (int64_t c = 0; !s && c < chunks; c++)
+                for (int64_t i = 0; i < per; i++)
+                    acc[i] = c ? acc[i] + p.partial[c * per + i] : p.partial[i];
+            kn_free(p.partial);
+        } else {
+            s = bwd_weight_images(&p, 0, g->n, acc);
+        }
     }
     if (!s) {
         /* acc order: NHWC (oc, tap, c), NCHW (oc, c, tap) -> dw (oc, c, taps) */

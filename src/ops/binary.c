@@ -42,7 +42,7 @@ static kn_tensor *where_zero(kn_tensor *m, kn_tensor *t, bool zero_if_true)
 /* ----------------------------------------------------------- arithmetic */
 BINARY_FNS(add, a + b, a + b)
 BINARY_INT(add, (int64_t)((uint64_t)a + (uint64_t)b)) /* wraps, no UB */
-static const kn_binary_fn add_fns = {add_f, add_d, add_i, KN_EW_SAME, false};
+static const kn_binary_fn add_fns = {add_f, add_d, add_i, KN_EW_SAME, false, 0};
 static kn_status add_grad(const kn_grad_args *g)
 {
     for (int i = 0; i < 2; i++)
@@ -57,7 +57,7 @@ kn_tensor *kn_add(kn_tensor *a, kn_tensor *b)
 
 BINARY_FNS(sub, a - b, a - b)
 BINARY_INT(sub, (int64_t)((uint64_t)a - (uint64_t)b))
-static const kn_binary_fn sub_fns = {sub_f, sub_d, sub_i, KN_EW_SAME, false};
+static const kn_binary_fn sub_fns = {sub_f, sub_d, sub_i, KN_EW_SAME, false, 0};
 static kn_status sub_grad(const kn_grad_args *g)
 {
     if (g->needs_grad[0]) g->grad_in[0] = kn_tensor_ref(g->grad_out[0]);
@@ -72,7 +72,7 @@ kn_tensor *kn_sub(kn_tensor *a, kn_tensor *b)
 
 BINARY_FNS(mul, (a * b), (a * b))
 BINARY_INT(mul, (int64_t)(((uint64_t)a) * (uint64_t)b))
-static const kn_binary_fn mul_fns = {mul_f, mul_d, mul_i, KN_EW_SAME, false};
+static const kn_binary_fn mul_fns = {mul_f, mul_d, mul_i, KN_EW_SAME, false, 0};
 static kn_status mul_grad(const kn_grad_args *g)
 {
     if (g->needs_grad[0] && !(g->grad_in[0] = kn_mul(g->grad_out[0], g->in[1])))
@@ -88,7 +88,7 @@ kn_tensor *kn_mul(kn_tensor *a, kn_tensor *b)
 }
 
 BINARY_FNS(div, a / b, a / b)
-static const kn_binary_fn div_fns = {div_f, div_d, NULL, KN_EW_FLOAT, false};
+static const kn_binary_fn div_fns = {div_f, div_d, NULL, KN_EW_FLOAT, false, 0};
 static kn_status div_grad(const kn_grad_args *g) /* d(a/b) = da/b - (a/b) db/b */
 {
     kn_scratch s = {0};
@@ -121,7 +121,7 @@ static int64_t pow_i(int64_t a, int64_t b)
     return (int64_t)r;
 }
 BINARY_FNS(pow, powf(a, b), pow(a, b))
-static const kn_binary_fn pow_fns = {pow_f, pow_d, pow_i, KN_EW_SAME, false};
+static const kn_binary_fn pow_fns = {pow_f, pow_d, pow_i, KN_EW_SAME, false, 0};
 /* da: b a^(b-1) (0 where b == 0); db: a^b log(a) (0 where a == 0, b >= 0),
  * PyTorch's choices, so pow(0, 0) and pow(0, 2) have finite gradients */
 static kn_status pow_grad(const kn_grad_args *g)
@@ -158,7 +158,7 @@ BINARY_FNS(maximum,
            : a > b          ? a
                             : b)
 BINARY_INT(maximum, a > b ? a : b)
-static const kn_binary_fn maximum_fns = {maximum_f, maximum_d, maximum_i, KN_EW_SAME, false};
+static const kn_binary_fn maximum_fns = {maximum_f, maximum_d, maximum_i, KN_EW_SAME, false, 0};
 BINARY_FNS(minimum,
            a != a || b != b ? a + b
            : a < b          ? a
@@ -167,7 +167,7 @@ BINARY_FNS(minimum,
            : a < b          ? a
                             : b)
 BINARY_INT(minimum, a < b ? a : b)
-static const kn_binary_fn minimum_fns = {minimum_f, minimum_d, minimum_i, KN_EW_SAME, false};
+static const kn_binary_fn minimum_fns = {minimum_f, minimum_d, minimum_i, KN_EW_SAME, false, 0};
 
 /* PyTorch: each input gets the gradient where it wins, ties split it in
  * half. `loses(x, other)` is lt for maximum, gt for minimum. */
@@ -206,7 +206,7 @@ kn_tensor *kn_minimum(kn_tensor *a, kn_tensor *b)
  * x % -1 is 0 without evaluating INT64_MIN % -1 (undefined in C). */
 BINARY_FNS(fmod, fmodf(a, b), fmod(a, b))
 BINARY_INT(fmod, b == 0 || b == -1 ? 0 : a % b)
-static const kn_binary_fn fmod_fns = {fmod_f, fmod_d, fmod_i, KN_EW_SAME, false};
+static const kn_binary_fn fmod_fns = {fmod_f, fmod_d, fmod_i, KN_EW_SAME, false, 0};
 static kn_status fmod_grad(const kn_grad_args *g) /* da; -trunc(a/b) db */
 {
     kn_scratch s = {0};
@@ -226,7 +226,7 @@ kn_tensor *kn_fmod(kn_tensor *a, kn_tensor *b)
 }
 
 BINARY_FNS(atan2, atan2f(a, b), atan2(a, b))
-static const kn_binary_fn atan2_fns = {atan2_f, atan2_d, NULL, KN_EW_FLOAT, false};
+static const kn_binary_fn atan2_fns = {atan2_f, atan2_d, NULL, KN_EW_FLOAT, false, 0};
 static kn_status atan2_grad(const kn_grad_args *g) /* (b da - a db) / (a^2 + b^2) */
 {
     kn_scratch s = {0};
@@ -247,26 +247,26 @@ kn_tensor *kn_atan2(kn_tensor *a, kn_tensor *b)
 /* ---------------------------------------------- comparisons (bool out) */
 /* Not differentiable: no grad function, so nothing is recorded. Floats
  * compare in f64 (exact for every float dtype), integers exactly. */
-#define COMPARISON(name, op)                                                                       \
+#define COMPARISON(name, op, code)                                                                 \
     BINARY_FNS(name, (float)(a op b), (double)(a op b))                                            \
     BINARY_INT(name, a op b)                                                                       \
-    static const kn_binary_fn name##_fns = {name##_f, name##_d, name##_i, KN_EW_BOOL, false};      \
+    static const kn_binary_fn name##_fns = {name##_f, name##_d, name##_i, KN_EW_BOOL, false, code};\
     KN_BINARY_OP(name, KN_DTYPES_ALL, NULL, KN_AMP_NONE, name##_fns);                              \
     kn_tensor *kn_##name(kn_tensor *a, kn_tensor *b)                                               \
     {                                                                                              \
         return kn__binary_call(&kn_op_##name, a, b);                                               \
     }
-COMPARISON(eq, ==)
-COMPARISON(ne, !=)
-COMPARISON(lt, <)
-COMPARISON(le, <=)
-COMPARISON(gt, >)
-COMPARISON(ge, >=)
+COMPARISON(eq, ==, '=')
+COMPARISON(ne, !=, '!')
+COMPARISON(lt, <, '<')
+COMPARISON(le, <=, 'l')
+COMPARISON(gt, >, '>')
+COMPARISON(ge, >=, 'g')
 
 /* Logical ops read each input as a truth value (nonzero, NaN true). */
 #define LOGICAL(name, expr)                                                                        \
     BINARY_INT(name, expr)                                                                         \
-    static const kn_binary_fn name##_fns = {NULL, NULL, name##_i, KN_EW_BOOL, true};               \
+    static const kn_binary_fn name##_fns = {NULL, NULL, name##_i, KN_EW_BOOL, true, 0};               \
     KN_BINARY_OP(name, KN_DTYPES_ALL, NULL, KN_AMP_NONE, name##_fns);                              \
     kn_tensor *kn_##name(kn_tensor *a, kn_tensor *b)                                               \
     {                                                                                              \
@@ -298,6 +298,28 @@ typedef struct where_ctx {
 static void where_loop(char **p, const int64_t *st, int64_t n, void *arg)
 {
     const where_ctx *w = arg;
+    if (w->c == KN_BOOL && w->x == KN_F32 && w->y == KN_F32 && w->out == KN_F32) { /* gradient masks */
+        if (st[0] == 4 && st[1] == 1 && (st[2] == 4 || st[2] == 0) && (st[3] == 4 || st[3] == 0)) {
+            const uint8_t *c = (const uint8_t *)p[1];
+            const float *x = (const float *)p[2], *y = (const float *)p[3];
+            float *o = (float *)p[0];
+            if (st[2] == 4 && st[3] == 0) /* where(mask, g, 0): vectorizes */
+                for (int64_t i = 0; i < n; i++)
+                    o[i] = c[i] ? x[i] : y[0];
+            else if (st[2] == 0 && st[3] == 4)
+                for (int64_t i = 0; i < n; i++)
+                    o[i] = c[i] ? x[0] : y[i];
+            else
+                for (int64_t i = 0; i < n; i++)
+                    o[i] = c[i] ? x[i * (st[2] / 4)] : y[i * (st[3] / 4)];
+            return;
+        }
+        for (int64_t i = 0; i < n; i++)
+            *(float *)(p[0] + i * st[0]) = *(const uint8_t *)(p[1] + i * st[1])
+                                               ? *(const float *)(p[2] + i * st[2])
+                                               : *(const float *)(p[3] + i * st[3]);
+        return;
+    }
     size_t size = kn_dtype_size(w->out);
     bool is_float = kn_dtype_is_float(w->out);
     for (int64_t i = 0; i < n; i++) {

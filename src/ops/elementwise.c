@@ -133,6 +133,30 @@ typedef struct binary_ctx {
     compute c;
 } binary_ctx;
 
+/* Contiguous f32 comparisons (masks for gradients), in loops the compiler
+ * vectorizes; b is one value when b_scalar. */
+#define CMP_LOOP(op)                                                                               \
+    do {                                                                                           \
+        if (b_scalar)                                                                              \
+            for (int64_t i = 0; i < n; i++)                                                        \
+                o[i] = a[i] op b[0];                                                               \
+        else                                                                                       \
+            for (int64_t i = 0; i < n; i++)                                                        \
+                o[i] = a[i] op b[i];                                                               \
+    } while (0)
+static void compare_f32(char cmp, const float *a, const float *b, bool b_scalar, uint8_t *o, int64_t n)
+{
+    switch (cmp) {
+    case '=': CMP_LOOP(==); break;
+    case '!': CMP_LOOP(!=); break;
+    case '<': CMP_LOOP(<); break;
+    case 'l': CMP_LOOP(<=); break;
+    case '>': CMP_LOOP(>); break;
+    default: CMP_LOOP(>=); break;
+    }
+}
+#undef CMP_LOOP
+
 static void binary_loop(char **p, const int64_t *st, int64_t n, void *arg)
 {
     const binary_ctx *u = arg;
@@ -141,6 +165,18 @@ static void binary_loop(char **p, const int64_t *st, int64_t n, void *arg)
         for (int64_t i = 0; i < n; i++)
             *(float *)(p[0] + i * st[0]) =
                 fn->f32(*(const float *)(p[1] + i * st[1]), *(const float *)(p[2] + i * st[2]));
+        return;
+    }
+    /* f32 predicates (masks for gradients): comparing in f32 is exact when
+     * both operands are f32, so the f64 widening is skipped */
+    if (fn->out == KN_EW_BOOL && !fn->logical && u->a == KN_F32 && u->b == KN_F32 && u->out == KN_BOOL) {
+        if (fn->cmp && st[0] == 1 && st[1] == 4 && (st[2] == 4 || st[2] == 0)) {
+            compare_f32(fn->cmp, (const float *)p[1], (const float *)p[2], st[2] == 0, (uint8_t *)p[0], n);
+            return;
+        }
+        for (int64_t i = 0; i < n; i++)
+            *(bool *)(p[0] + i * st[0]) =
+                fn->f32(*(const float *)(p[1] + i * st[1]), *(const float *)(p[2] + i * st[2])) != 0;
         return;
     }
     for (int64_t i = 0; i < n; i++) {

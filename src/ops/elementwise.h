@@ -33,6 +33,7 @@ typedef struct kn_binary_fn {
     int64_t (*i64)(int64_t a, int64_t b); /* NULL: ints compute in f32 */
     kn_ew_out out;
     bool logical; /* inputs are read as truth values */
+    char cmp;     /* comparisons: their C operator's first char ('=' '!' '<' 'l' '>' 'g'), for the f32 loops */
 } kn_binary_fn;
 
 /* Shared infer and reference kernels, for the op entries. */
