@@ -380,6 +380,17 @@ static void test_forward_medium(void)
         {.nsp = 2, .nhwc = false, .bias = true, .n = 1, .cin = 40, .cout = 40, .groups = 40,
          .in = {1, 37, 70}, .k = {1, 5, 5}, .s = {1, 1, 1}, .d = {1, 2, 2}, .pb = {0, 4, 3},
          .pe = {0, 4, 5}},
+        /* LeNet-sized NCHW batches: whole images per thread (n >= 4), an odd
+         * count so the last image chunk is short; a pointwise one too */
+        {.nsp = 2, .nhwc = false, .bias = true, .n = 9, .cin = 1, .cout = 6, .groups = 1,
+         .in = {1, 12, 13}, .k = {1, 5, 5}, .s = {1, 1, 1}, .d = {1, 1, 1}, .pb = {0, 2, 2},
+         .pe = {0, 2, 2}},
+        {.nsp = 2, .nhwc = false, .bias = false, .n = 19, .cin = 6, .cout = 16, .groups = 1,
+         .in = {1, 7, 7}, .k = {1, 5, 5}, .s = {1, 1, 1}, .d = {1, 1, 1}, .pb = {0, 0, 0},
+         .pe = {0, 0, 0}},
+        {.nsp = 2, .nhwc = false, .bias = true, .n = 5, .cin = 8, .cout = 12, .groups = 2,
+         .in = {1, 6, 5}, .k = {1, 1, 1}, .s = {1, 1, 1}, .d = {1, 1, 1}, .pb = {0, 0, 0},
+         .pe = {0, 0, 0}},
     };
     int threads = kn_get_num_threads();
     for (int i = 0; i < LEN(ps); i++) {
