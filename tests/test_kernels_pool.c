@@ -67,6 +67,11 @@ static const pcase cases[] = {
     {{2, 7, 19, 45}, {5, 3}, {3, 2}, {2, 1}, {0, 2}, false, false, 0},
     {{1, 64, 7, 7}, {7, 7}, {7, 7}, {0, 0}, {0, 0}, false, false, 0},
     {{2, 4, 23, 70}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, false, false, 0},
+    /* 2x2 stride 2 (the split-pairs kernel): LeNet's planes, a row of 2
+     * vectors and a tail, odd H and W leaving a row and a column out */
+    {{4, 6, 28, 28}, {2, 2}, {2, 2}, {0, 0}, {0, 0}, false, false, 0},
+    {{3, 5, 10, 10}, {2, 2}, {2, 2}, {0, 0}, {0, 0}, false, false, 0},
+    {{2, 2, 9, 67}, {2, 2}, {2, 2}, {0, 0}, {0, 0}, false, false, 1},
 };
 
 static kn_tensor *pool_call(kn_tensor *x, const pcase *c, bool max, bool nhwc)
@@ -113,13 +118,16 @@ static void test_pool_fast(void)
     int64_t s[4] = {1, 1, 4, 20};
     kn_tensor *x = kn_tensor_zeros(KN_F32, 4, s);
     kn_tensor_set(x, (int64_t[]){0, 0, 1, 17}, NAN);
-    pcase c = {{1, 1, 4, 20}, {2, 2}, {1, 1}, {0, 0}, {0, 0}, false, false, 0};
-    kn_set_isa(KN_ISA_REF);
-    kn_tensor *r = pool_call(x, &c, true, false);
-    kn_set_isa(KN_ISA_AVX512BF16);
-    kn_tensor *f = pool_call(x, &c, true, false);
-    close_to("max_pool NaN", f, r, 0, 0);
-    kn_tensor_unref(x), kn_tensor_unref(r), kn_tensor_unref(f);
+    for (int stride = 1; stride <= 2; stride++) {
+        pcase c = {{1, 1, 4, 20}, {2, 2}, {stride, stride}, {0, 0}, {0, 0}, false, false, 0};
+        kn_set_isa(KN_ISA_REF);
+        kn_tensor *r = pool_call(x, &c, true, false);
+        kn_set_isa(KN_ISA_AVX512BF16);
+        kn_tensor *f = pool_call(x, &c, true, false);
+        close_to("max_pool NaN", f, r, 0, 0);
+        kn_tensor_unref(r), kn_tensor_unref(f);
+    }
+    kn_tensor_unref(x);
     kt_mark("max_pool", KT_FWD), kt_mark("avg_pool", KT_FWD);
 }
 
@@ -147,7 +155,12 @@ static void test_max_pool_grad_fast(void)
         for (int lay = 0; lay < 2; lay++) {
             const pcase *c = &cases[ci];
             kn_tensor *x = make_x(KN_F32, lay, c->x, c->pad, 70 + (uint64_t)ci);
-            if (ci == 3) { /* ties: the first maximum takes the gradient */
+            if (ci == 10) { /* NaN: the window's last NaN takes the gradient */
+                int64_t at[3][4] = {{0, 0, 2, 4}, {0, 0, 3, 5}, {1, 1, 6, 30}};
+                for (int k = 0; k < 3; k++)
+                    kn_tensor_set(x, lay ? (int64_t[]){at[k][0], at[k][2], at[k][3], at[k][1]} : at[k], NAN);
+            }
+            if (ci == 3 || ci == 9) { /* ties: the first maximum takes the gradient */
                 kn_tensor *t = kn_tensor_full(KN_F32, 4, kn_tensor_shape(x), 1.0);
                 kn_tensor_unref(x);
                 x = t;

@@ -420,6 +420,32 @@ static void im2col_nchw(int64_t b, int64_t e, void *arg)
         int64_t lo, hi;
         tap_range(g, 2, kw * g->d[2], &lo, &hi);
         char *dst = j->col + kr * j->ldcol * (int64_t)es;
+        if (j->cdt == KN_F32 && x->dt == KN_F32 && g->s[2] == 1 && x->ss[2] == 1) {
+            /* f32, unit stride along W: plain loops (rows are often only a
+             * few elements, too short for memcpy/memset calls to pay) */
+            float *d = (float *)dst;
+            const float *plane = (const float *)x->p + j->n * x->sn + ic * x->sc;
+            int64_t shift = kw * g->d[2] - g->pb[2];
+            /* (od, oh) stepped along q: no divisions per row */
+            int64_t od = j->q0 / g->out[1], oh = j->q0 % g->out[1];
+            for (int64_t q = j->q0; q < j->q1; q++, d += OW) {
+                int64_t id = od * g->s[0] - g->pb[0] + kd * g->d[0];
+                int64_t ih = oh * g->s[1] - g->pb[1] + kh * g->d[1];
+                if (++oh == g->out[1]) oh = 0, od++;
+                bool row_in = id >= 0 && id < g->in[0] && ih >= 0 && ih < g->in[1];
+                int64_t from = row_in ? lo : OW, to = row_in ? hi : OW;
+                for (int64_t ow = 0; ow < from; ow++)
+                    d[ow] = 0;
+                if (from < to) {
+                    const float *src = plane + id * x->ss[0] + ih * x->ss[1] + (from + shift);
+                    for (int64_t ow = from; ow < to; ow++)
+                        d[ow] = src[ow - from];
+                }
+                for (int64_t ow = to; ow < OW; ow++)
+                    d[ow] = 0;
+            }
+            continue;
+        }
         for (int64_t q = j->q0; q < j->q1; q++, dst += OW * (int64_t)es) {
             int64_t od = q / g->out[1], oh = q % g->out[1];
             int64_t id = od * g->s[0] - g->pb[0] + kd * g->d[0];
@@ -783,10 +809,171 @@ static void fwd_nchw_task(int64_t b, int64_t e, void *arg)
     if (s) atomic_compare_exchange_strong(&p->status, &ok, (int)s);
 }
 
+/* ---- small NCHW problems: the direct AVX-512 kernel (no im2col, whose
+ * short rows cost more than the products at LeNet sizes) */
+static bool small_usable(const kn_conv_geom *g, const kn_conv_act *x, const kn_conv_act *y,
+                         kn_dtype compute)
+{
+#if KILN_X86
+    return kn_isa_max() >= KN_ISA_AVX512 && !g->nhwc && g->groups == 1 && g->n >= 2 &&
+           compute == KN_F32 && x->dt == KN_F32 && y->dt == KN_F32 && g->in[0] == 1 &&
+           g->k[0] == 1 && g->s[2] == 1 && g->k[2] <= 16 && x->ss[2] == 1 && y->ss[2] == 1 &&
+           g->out[2] >= 8 && g->cin * g->k[1] * g->k[2] <= 512 && g->cout <= 64;
+#else
+    (void)g, (void)x, (void)y, (void)compute;
+    return false;
+#endif
+}
+
+typedef struct small_job {
+    const kn_conv_geom *g;
+    const kn_conv_act *x, *y;
+    const float *wp, *bias;
+    int64_t ocp;
+    bool relu;
+} small_job;
+
+static void small_task(int64_t b, int64_t e, void *arg)
+{
+#if KILN_X86
+    const small_job *j = arg;
+    kn__conv_small_nchw_avx512(j->g, j->x, j->wp, j->ocp, j->bias, j->relu, j->y, b, e);
+#else
+    (void)b, (void)e, (void)arg;
+#endif
+}
+
+/* Runs the direct kernel; wp is packed [((ic*KH + kh)*KW + kw)*ocp + oc]. */
+static void small_run(const kn_conv_geom *g, const kn_conv_act *x, const float *wp, int64_t ocp,
+                      const float *bias, bool relu, const kn_conv_act *y)
+{
+    small_job j = {g, x, y, wp, bias, ocp, relu};
+    kn_parallel_for(g->n, image_grain(g->n), small_task, &j);
+}
+
+static int64_t round16(int64_t v)
+{
+    return (v + 15) / 16 * 16;
+}
+
+/* Forward through the direct kernel when it takes the problem and the
+ * epilogue is at most bias + relu; false (nothing done) otherwise. */
+static bool small_forward(const kn_conv_geom *g, const kn_conv_act *x, const kn_conv_wgt *w,
+                          const kn_conv_act *y, kn_dtype compute, const kn_epilogue *ep,
+                          kn_status *s)
+{
+    if (!small_usable(g, x, y, compute) || w->dt != KN_F32) return false;
+    if (ep && (ep->scale || ep->shift || ep->residual || (ep->act != KN_ACT_NONE && ep->act != KN_ACT_RELU)))
+        return false;
+    int64_t KH = g->k[1], KW = g->k[2], ocp = round16(g->cout);
+    float *wp = kn_alloc(sizeof(float) * (size_t)(g->cin * KH * KW * ocp));
+    if (!wp) {
+        *s = KN_ERR_NOMEM;
+        return true;
+    }
+    for (int64_t ic = 0; ic < g->cin; ic++)
+        for (int64_t kh = 0; kh < KH; kh++)
+            for (int64_t kw = 0; kw < KW; kw++)
+                for (int64_t oc = 0; oc < ocp; oc++)
+                    wp[((ic * KH + kh) * KW + kw) * ocp + oc] =
+                        oc < g->cout ? *(const float *)(w->p + (oc * w->s0 + ic * w->s1 + kh * w->sk[1] +
+                                                                kw * w->sk[2]) * 4)
+                                     : 0.0f;
+    small_run(g, x, wp, ocp, ep ? ep->bias : NULL, ep && ep->act == KN_ACT_RELU, y);
+    kn_free(wp);
+    *s = KN_OK;
+    return true;
+}
+
+/* Data gradient of a stride-1 problem as the direct convolution of dy with
+ * the flipped, transposed weights and the complementary padding. */
+static bool small_backward_data(const kn_conv_geom *g, const kn_conv_act *dy, const kn_conv_wgt *w,
+                                const kn_conv_act *dx, kn_dtype compute, const float *bias,
+                                kn_status *s)
+{
+    kn_conv_geom t = *g;
+    t.cin = g->cout, t.cout = g->cin;
+    for (int i = 0; i < 3; i++) {
+        t.in[i] = g->out[i], t.out[i] = g->in[i];
+        t.pb[i] = g->d[i] * (g->k[i] - 1) - g->pb[i];
+        t.pe[i] = g->d[i] * (g->k[i] - 1) - g->pe[i];
+        if (g->s[i] != 1 || t.pb[i] < 0 || t.pe[i] < 0) return false;
+    }
+    if (!small_usable(&t, dy, dx, compute) || w->dt != KN_F32) return false;
+    int64_t KH = g->k[1], KW = g->k[2], icp = round16(g->cin);
+    float *wp = kn_alloc(sizeof(float) * (size_t)(g->cout * KH * KW * icp));
+    if (!wp) {
+        *s = KN_ERR_NOMEM;
+        return true;
+    }
+    for (int64_t oc = 0; oc < g->cout; oc++)
+        for (int64_t kh = 0; kh < KH; kh++)
+            for (int64_t kw = 0; kw < KW; kw++)
+                for (int64_t ic = 0; ic < icp; ic++)
+                    wp[((oc * KH + kh) * KW + kw) * icp + ic] =
+                        ic < g->cin ? *(const float *)(w->p + (oc * w->s0 + ic * w->s1 +
+                                                               (KH - 1 - kh) * w->sk[1] +
+                                                               (KW - 1 - kw) * w->sk[2]) * 4)
+                                    : 0.0f;
+    small_run(&t, dy, wp, icp, bias, false, dx);
+    kn_free(wp);
+    *s = KN_OK;
+    return true;
+}
+
+typedef struct small_wgrad_job {
+    const kn_conv_geom *g;
+    const kn_conv_act *x, *dy;
+    int64_t chunk;
+    float *partial; /* one (C_out, C_in, KH, KW) sum per image chunk */
+    float *scratch; /* the kernel's vector sums, per chunk */
+} small_wgrad_job;
+
+static void small_wgrad_task(int64_t b, int64_t e, void *arg)
+{
+#if KILN_X86
+    const small_wgrad_job *j = arg;
+    int64_t per = j->g->cout * j->g->cin * j->g->k[1] * j->g->k[2];
+    int64_t c = b / j->chunk;
+    kn__conv_small_wgrad_avx512(j->g, j->x, j->dy, b, e, j->partial + c * per,
+                                j->scratch + c * kn__conv_small_wgrad_scratch(j->g));
+#else
+    (void)b, (void)e, (void)arg;
+#endif
+}
+
+/* Weight gradient by the direct kernel into acc (C_out, C_in·taps) f32:
+ * per fixed image chunk, then the chunks summed in order. */
+static bool small_backward_weight(const kn_conv_geom *g, const kn_conv_act *x, const kn_conv_act *dy,
+                                  kn_dtype compute, float *acc, kn_status *s)
+{
+    if (!small_usable(g, x, dy, compute)) return false;
+    small_wgrad_job j = {g, x, dy, image_grain(g->n), NULL, NULL};
+    int64_t chunks = (g->n + j.chunk - 1) / j.chunk, per = g->cout * g->cin * g->k[1] * g->k[2];
+#if KILN_X86
+    j.scratch = kn_alloc(sizeof(float) * (size_t)(chunks * kn__conv_small_wgrad_scratch(g)));
+#endif
+    j.partial = j.scratch ? kn_alloc(sizeof(float) * (size_t)(chunks * per)) : NULL;
+    if (!j.partial) {
+        kn_free(j.scratch);
+        *s = KN_ERR_NOMEM;
+        return true;
+    }
+    kn_parallel_for(g->n, j.chunk, small_wgrad_task, &j);
+    for (int64_t c = 0; c < chunks; c++)
+        for (int64_t i = 0; i < per; i++)
+            acc[i] = c ? acc[i] + j.partial[c * per + i] : j.partial[i];
+    kn_free(j.partial), kn_free(j.scratch);
+    *s = KN_OK;
+    return true;
+}
+
 static kn_status conv_fwd_nchw(const kn_conv_geom *g, const kn_conv_act *x,
                                const kn_conv_wgt *w, const kn_conv_act *y, kn_dtype compute,
                                const kn_epilogue *ep)
 {
+    kn_status small_status;
+    if (small_forward(g, x, w, y, compute, ep, &small_status)) return small_status;
     fwd_nchw_plan p = {.g = g, .x = x, .y = y, .ep = ep, .compute = compute};
     p.G = g->groups, p.cing = g->cin / p.G, p.coutg = g->cout / p.G;
     p.Kg = taps(g) * p.cing, p.K = p.G * p.Kg, p.Q = g->out[0] * g->out[1], p.OW = g->out[2];
@@ -997,6 +1184,7 @@ kn_status kn__conv_bwd_data(const kn_conv_geom *g, const kn_conv_act *dy_in,
         }
         goto done;
     }
+    if (!g->nhwc && small_backward_data(g, &dy, w, dx, compute, bias, &s)) goto done;
     /* general: dcol tiles by GEMM, scattered into an f32 accumulator */
     int64_t S = g->in[0] * g->in[1] * g->in[2], nx = g->n * g->cin * S;
     bool in_place = dx->dt == KN_F32 && (g->nhwc ? uniform_rows(dx, g->in, g->n, &ldx) &&
@@ -1132,6 +1320,8 @@ kn_status kn__conv_bwd_weight(const kn_conv_geom *g, const kn_conv_act *x_in,
                                  m0 ? 1.0f : 0.0f, acc, KN_F32, Kg, NULL, G, coutg, Kg,
                                  coutg * Kg);
         }
+    } else if (!s && small_backward_weight(g, &x, &dy, compute, acc, &s)) {
+        /* done by the direct kernel (acc in (oc, c, tap) order) */
     } else if (!s) {
         int64_t Q = g->out[0] * g->out[1], OW = g->out[2];
         bwd_nchw_plan p = {.g = g, .dy = &dy, .x = &x, .compute = compute, .cdt = cdt, .acc = acc,

@@ -88,6 +88,19 @@ typedef struct kn_np_epi {
 /* y rows [m0, m1) × columns [p0, p1) (p1 - p0 <= 64) of y (M×P, row stride
  * ldy) = W (M×k, row stride ldw) · B (k×P, row stride ldb), f32, no packing;
  * e (or NULL) applied after the last k. */
+/* Direct NCHW f32 convolution of images [n0, n1) for small channel counts
+ * (kn__conv_small_usable): weights packed wp[((ic*KH + kh)*KW + kw)*ocp + oc]
+ * with ocp >= C_out rounded up to 16 (zero padded); bias per output channel
+ * or NULL; relu after. */
+void kn__conv_small_nchw_avx512(const kn_conv_geom *g, const kn_conv_act *x, const float *wp,
+                                int64_t ocp, const float *bias, bool relu, const kn_conv_act *y,
+                                int64_t n0, int64_t n1);
+/* Weight gradient of the same problems over images [n0, n1): dw (C_out,
+ * C_in, KH, KW) contiguous f32, overwritten; scratch holds
+ * kn__conv_small_wgrad_scratch(g) floats. */
+void kn__conv_small_wgrad_avx512(const kn_conv_geom *g, const kn_conv_act *x, const kn_conv_act *dy,
+                                 int64_t n0, int64_t n1, float *dw, float *scratch);
+int64_t kn__conv_small_wgrad_scratch(const kn_conv_geom *g);
 void kn__conv_np_f32_avx512(int64_t k, const float *w, int64_t ldw, const float *b, int64_t ldb,
                             float *y, int64_t ldy, int64_t m0, int64_t m1, int64_t p0, int64_t p1,
                             const kn_np_epi *e);

@@ -221,6 +221,101 @@ static void nchw_range(int64_t begin, int64_t end, void *arg)
     }
 }
 
+/* ---- 2×2 stride-2 max pooling, NCHW f32 (LeNet, VGG): each output row
+ * takes up to 16 outputs per step from two input rows, loaded as pairs of
+ * vectors (the tail masked) and split into even and odd columns. */
+static bool is_pool22(const kn_pool2d_job *j, const pgeo *g)
+{
+    return !j->nhwc && j->is_max && j->k[0] == 2 && j->k[1] == 2 && j->s[0] == 2 && j->s[1] == 2 &&
+           !j->pb[0] && !j->pb[1] && !j->pe[0] && !j->pe[1] && 2 * g->OW <= g->W &&
+           2 * g->OH <= g->H && g->xs[3] == 1 && j->x->dtype == KN_F32;
+}
+
+/* Even and odd columns of the 2v floats at p (v <= 16 outputs). */
+ALWAYS_INLINE void split_pairs(const float *p, int64_t v, __m512 *even, __m512 *odd)
+{
+    const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i io = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    int64_t f = 2 * v;
+    __mmask16 mlo = f >= 16 ? 0xffff : (__mmask16)((1u << f) - 1);
+    __mmask16 mhi = f <= 16 ? 0 : f >= 32 ? 0xffff : (__mmask16)((1u << (f - 16)) - 1);
+    __m512 lo = _mm512_maskz_loadu_ps(mlo, p), hi = _mm512_maskz_loadu_ps(mhi, p + 16);
+    *even = _mm512_permutex2var_ps(lo, ie, hi);
+    *odd = _mm512_permutex2var_ps(lo, io, hi);
+}
+
+/* The reference's running maximum: b replaces a when greater or NaN. */
+ALWAYS_INLINE __mmask16 takes(__m512 a, __m512 b)
+{
+    return _mm512_cmp_ps_mask(b, a, _CMP_GT_OQ) | _mm512_cmp_ps_mask(b, b, _CMP_UNORD_Q);
+}
+
+static void pool22_rows(int64_t begin, int64_t end, void *arg)
+{
+    const pctx *c = arg;
+    const pgeo *g = &c->g;
+    for (int64_t r = begin; r < end; r++) {
+        int64_t n = r / (g->C * g->OH), ch = r / g->OH % g->C, oh = r % g->OH;
+        const float *x0 = (const float *)c->x + n * g->xs[0] + ch * g->xs[1] + 2 * oh * g->xs[2];
+        const float *x1 = x0 + g->xs[2];
+        float *y = (float *)c->y + n * g->ys[0] + ch * g->ys[1] + oh * g->ys[2];
+        for (int64_t ow = 0; ow < g->OW; ow += 16) {
+            int64_t v = g->OW - ow < 16 ? g->OW - ow : 16;
+            __m512 a, b, d, e;
+            split_pairs(x0 + 2 * ow, v, &a, &b);
+            split_pairs(x1 + 2 * ow, v, &d, &e);
+            __m512 best = _mm512_mask_mov_ps(a, takes(a, b), b);
+            best = _mm512_mask_mov_ps(best, takes(best, d), d);
+            best = _mm512_mask_mov_ps(best, takes(best, e), e);
+            _mm512_mask_storeu_ps(y + ow, (__mmask16)((1u << v) - 1), best);
+        }
+    }
+}
+
+/* Gradient: dx is zeroed, then each output's gy goes to its window's first
+ * maximum (the last NaN), as the reference. */
+static void pool22_grad_planes(int64_t begin, int64_t end, void *arg)
+{
+    const pctx *c = arg;
+    const pgeo *g = &c->g;
+    const __m512i il = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i ih = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    for (int64_t pl = begin; pl < end; pl++) {
+        int64_t n = pl / g->C, ch = pl % g->C;
+        const float *xp = (const float *)c->x + n * g->xs[0] + ch * g->xs[1];
+        const float *gp = (const float *)c->gy + n * g->ys[0] + ch * g->ys[1];
+        float *dp = (float *)c->y + pl * g->H * g->W;
+        memset(dp, 0, sizeof(float) * (size_t)(g->H * g->W));
+        for (int64_t oh = 0; oh < g->OH; oh++) {
+            const float *x0 = xp + 2 * oh * g->xs[2], *x1 = x0 + g->xs[2];
+            float *d0 = dp + 2 * oh * g->W, *d1 = d0 + g->W;
+            for (int64_t ow = 0; ow < g->OW; ow += 16) {
+                int64_t v = g->OW - ow < 16 ? g->OW - ow : 16, f = 2 * v;
+                __mmask16 mv = (__mmask16)((1u << v) - 1);
+                __m512 a, b, d, e;
+                split_pairs(x0 + 2 * ow, v, &a, &b);
+                split_pairs(x1 + 2 * ow, v, &d, &e);
+                __mmask16 at1 = takes(a, b);
+                __m512 best = _mm512_mask_mov_ps(a, at1, b);
+                __mmask16 at2 = takes(best, d);
+                best = _mm512_mask_mov_ps(best, at2, d);
+                __mmask16 at3 = takes(best, e);
+                /* the winner: the last tap that took over */
+                __mmask16 w3 = at3, w2 = at2 & ~w3, w1 = at1 & ~at2 & ~w3, w0 = ~(at1 | at2 | at3);
+                __m512 gv = _mm512_maskz_loadu_ps(mv, gp + oh * g->ys[2] + ow * g->ys[3]);
+                __m512 g0 = _mm512_maskz_mov_ps(w0, gv), g1 = _mm512_maskz_mov_ps(w1, gv);
+                __m512 g2 = _mm512_maskz_mov_ps(w2, gv), g3 = _mm512_maskz_mov_ps(w3, gv);
+                __mmask16 mlo = f >= 16 ? 0xffff : (__mmask16)((1u << f) - 1);
+                __mmask16 mhi = f <= 16 ? 0 : f >= 32 ? 0xffff : (__mmask16)((1u << (f - 16)) - 1);
+                _mm512_mask_storeu_ps(d0 + 2 * ow, mlo, _mm512_permutex2var_ps(g0, il, g1));
+                _mm512_mask_storeu_ps(d0 + 2 * ow + 16, mhi, _mm512_permutex2var_ps(g0, ih, g1));
+                _mm512_mask_storeu_ps(d1 + 2 * ow, mlo, _mm512_permutex2var_ps(g2, il, g3));
+                _mm512_mask_storeu_ps(d1 + 2 * ow + 16, mhi, _mm512_permutex2var_ps(g2, ih, g3));
+            }
+        }
+    }
+}
+
 void kn__pool2d_avx512_run(const kn_pool2d_job *j)
 {
     pctx c = {.j = j, .x = kn__tensor_ptr(j->x), .y = kn__tensor_ptr(j->y)};
@@ -229,7 +324,10 @@ void kn__pool2d_avx512_run(const kn_pool2d_job *j)
     const pgeo *g = &c.g;
     if (kn_tensor_numel(j->y) == 0) return;
     int64_t taps = j->k[0] * j->k[1];
-    if (j->nhwc) {
+    if (is_pool22(j, g)) {
+        int64_t grain = 65536 / (g->OW * taps + 1);
+        kn_parallel_for(g->N * g->C * g->OH, grain < 1 ? 1 : grain, pool22_rows, &c);
+    } else if (j->nhwc) {
         int64_t grain = 65536 / (g->OW * g->C * taps + 1);
         kn_parallel_for(g->N * g->OH, grain < 1 ? 1 : grain, nhwc_range, &c);
     } else {
@@ -333,6 +431,8 @@ void kn__maxpool2d_grad_avx512_run(const kn_pool2d_job *j)
     if (j->nhwc) {
         c.nblk = (c.g.C + 15) / 16;
         kn_parallel_for(c.g.N * c.nblk, 1, grad_nhwc, &c);
+    } else if (is_pool22(j, &c.g) && c.g.ys[3] == 1) {
+        kn_parallel_for(c.g.N * c.g.C, 1, pool22_grad_planes, &c);
     } else {
         kn_parallel_for(c.g.N * c.g.C, 1, grad_nchw, &c);
     }
