@@ -31,8 +31,17 @@ asan: deps
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(JOBS)
 
+# Trains LeNet (batch norm) on Fashion-MNIST for 2 epochs, hybridized; writes
+# demo/metrics.csv and its plot (PNG with gnuplot, SVG otherwise).
+DEMO_DATA ?= /usr/share/datasets/fashion-mnist
 demo: deps build
-	$(BUILD)/spiral
+	@scripts/deps.sh --demo
+	mkdir -p demo
+	$(BUILD)/kiln train --model lenet --data $(DEMO_DATA) --epochs 2 --hybridize \
+	  --metrics demo/metrics.csv --plot demo/metrics.png
+	@awk -F, 'NR > 1 { acc = $$4 } END { ok = acc >= 0.885; \
+	  printf "demo: test accuracy %.4f after 2 epochs (goal >= 0.885): %s\n", acc, ok ? "met" : "NOT met"; \
+	  exit !ok }' demo/metrics.csv
 
 bench: build
 	@scripts/deps.sh --bench

@@ -3,8 +3,7 @@
 normalisation, batch size, optimizer and epochs; prints seconds per epoch
 and test accuracy.
    train_fashion.py [DATA_DIR] [EPOCHS] [THREADS]"""
-import gzip
-import struct
+import os
 import sys
 import time
 
@@ -12,23 +11,18 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-
-def load_idx(path):
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    magic = struct.unpack(">I", data[:4])[0]
-    ndim = magic & 0xFF
-    dims = struct.unpack(">" + "I" * ndim, data[4:4 + 4 * ndim])
-    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(dims)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from idx import load_idx  # noqa: E402
 
 
 def lenet():
+    """kiln's model zoo "lenet": batch norm after every conv and dense layer."""
     return nn.Sequential(
         nn.Conv2d(1, 6, 5, padding=2), nn.BatchNorm2d(6), nn.ReLU(), nn.MaxPool2d(2),
         nn.Conv2d(6, 16, 5), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
         nn.Flatten(),
-        nn.Linear(400, 120), nn.ReLU(),
-        nn.Linear(120, 84), nn.ReLU(),
+        nn.Linear(400, 120), nn.BatchNorm1d(120), nn.ReLU(),
+        nn.Linear(120, 84), nn.BatchNorm1d(84), nn.ReLU(),
         nn.Linear(84, 10))
 
 

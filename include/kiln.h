@@ -39,6 +39,13 @@ const char *kn_last_error(void);
 kn_status kn_last_status(void);
 void kn_clear_error(void);
 const char *kn_status_name(kn_status s);
+/* Sets this thread's status and message (printf-style) and returns s: for
+ * code built on kiln (datasets, loss functions, models) to report errors
+ * the way kiln's own functions do. */
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3)))
+#endif
+kn_status kn_set_error(kn_status s, const char *fmt, ...);
 const char *kn_version(void);
 
 /* ---------------------------------------------------------------- dtypes */

@@ -9,6 +9,10 @@ NEEDED="cmake make gcc libc6-dev pkg-config clang libclang-rt-14-dev zlib1g-dev"
 if [ "${1:-}" = "--bench" ]; then
     NEEDED="$NEEDED libopenblas-dev libdnnl-dev python3-torch python3-torchvision python3-numpy"
 fi
+# `deps.sh --demo` adds the demo's dataset and gnuplot for its PNG plot.
+if [ "${1:-}" = "--demo" ]; then
+    NEEDED="$NEEDED dataset-fashion-mnist gnuplot-nox"
+fi
 
 missing=""
 for pkg in $NEEDED; do

@@ -35,7 +35,11 @@ void kt_mark(const char *op, int kinds)
     if (!path || !op) return;
     FILE *f = fopen(path, "a");
     if (!f) return;
-    fprintf(f, "%s %d\n", op, kinds);
+    /* one "name kinds" pair per line: a label with spaces ("lstm 'x'") is
+     * written with underscores so the reader never loses its place */
+    for (const char *c = op; *c; c++)
+        fputc(*c == ' ' || *c == '\t' || *c == '\n' ? '_' : *c, f);
+    fprintf(f, " %d\n", kinds);
     fclose(f);
 }
 
@@ -254,4 +258,18 @@ int kt_alloc_walk(const char *what, kt_alloc_fn fn, void *ctx)
                  k);
     }
     return k - 1;
+}
+
+double kt_max_abs_diff(const kn_tensor *a, const kn_tensor *b)
+{
+    if (!a || !b || kn_tensor_numel(a) != kn_tensor_numel(b)) return INFINITY;
+    int64_t n = kn_tensor_numel(a);
+    double *va = malloc(sizeof(double) * (size_t)(2 * n + 1)), *vb = va + n, d = 0;
+    if (!va) return INFINITY;
+    kn_tensor_copy_to(a, KN_F64, va, sizeof(double) * (size_t)n);
+    kn_tensor_copy_to(b, KN_F64, vb, sizeof(double) * (size_t)n);
+    for (int64_t i = 0; i < n; i++)
+        d = fmax(d, fabs(va[i] - vb[i]));
+    free(va);
+    return d;
 }

@@ -51,6 +51,9 @@ bool kt_check_values(const char *op, const kn_tensor *t, int ndim, const int64_t
                      const double *expected, double rtol, double atol);
 bool kt_check_array(const char *op, const kn_tensor *t, const kt_array *expected, double rtol,
                     double atol);
+/* The largest |a - b| over the elements (read as f64); INFINITY when a or
+ * b is NULL or their sizes differ. */
+double kt_max_abs_diff(const kn_tensor *a, const kn_tensor *b);
 /* Bitwise equality of two tensors (same dtype and shape). */
 bool kt_equal_bits(const kn_tensor *a, const kn_tensor *b);
 

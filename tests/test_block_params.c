@@ -174,8 +174,65 @@ static void test_state_freeze_share_trainable(void)
     kn_block_free(other), kn_block_free(root);
 }
 
+static kn_status conv_bn_forward(kn_block *b, int n_in, kn_tensor *const *in, int n_out, kn_tensor **out,
+                                 void *user)
+{
+    (void)n_in, (void)n_out, (void)user;
+    kn_conv_params cp = {.pad_begin = {1, 1}, .pad_end = {1, 1}};
+    kn_tensor *y = kn_conv2d(in[0], kn_block_param(b, "w"), NULL, &cp);
+    out[0] = kn_batch_norm(y, kn_block_param(b, "gamma"), kn_block_param(b, "beta"),
+                           kn_block_param(b, "mean"), kn_block_param(b, "var"), kn_block_is_training(b),
+                           0.1, 1e-5, KN_LAYOUT_NCHW);
+    kn_tensor_unref(y);
+    return out[0] ? KN_OK : kn_last_status();
+}
+
+/* An inference graph whose passes baked parameter values in (batch norm
+ * folded into the conv) is rebuilt once a parameter changes; and a graph
+ * run under autograd keeps gradients even in eval mode. */
+static void test_hybridized_sees_new_parameters(void)
+{
+    kn_manual_seed(4);
+    int64_t ws[4] = {3, 2, 3, 3}, c = 3, xs[4] = {2, 2, 5, 5};
+    kn_block *b = kn_block_new("conv_bn", conv_bn_forward, NULL);
+    kn_tensor *t[5] = {kn_tensor_rand_normal(KN_F32, 4, ws, 0, 1), kn_tensor_rand_uniform(KN_F32, 1, &c, 0.5, 2),
+                       kn_tensor_rand_normal(KN_F32, 1, &c, 0, 1), kn_tensor_rand_normal(KN_F32, 1, &c, 0, 1),
+                       kn_tensor_rand_uniform(KN_F32, 1, &c, 0.5, 2)};
+    const char *names[5] = {"w", "gamma", "beta", "mean", "var"};
+    for (int i = 0; i < 5; i++) {
+        if (i < 3) kn_block_add_param(b, names[i], t[i]);
+        else kn_block_add_state(b, names[i], t[i]);
+        kn_tensor_unref(t[i]);
+    }
+    kn_tensor *x = kn_tensor_rand_normal(KN_F32, 4, xs, 0, 1), *eager = NULL, *y = NULL;
+    kn_block_set_training(b, false);
+    kn_block_hybridize(b, KN_HYBRIDIZE_ON);
+    KT_OK(kn_block_forward(b, 1, &x, 1, &y));
+    kn_tensor_unref(y);
+    KT_OK(kn_tensor_fill_(kn_block_param(b, "gamma"), 3.0)); /* as an optimizer step would */
+    KT_OK(kn_block_forward(b, 1, &x, 1, &y));
+    kn_block_hybridize(b, KN_HYBRIDIZE_OFF);
+    KT_OK(kn_block_forward(b, 1, &x, 1, &eager));
+    double diff = kt_max_abs_diff(y, eager);
+    KT_CHECK(diff < 1e-5, "the hybridized eval output follows the changed gamma (off by %g)", diff);
+    kn_tensor_unref(y), kn_tensor_unref(eager);
+    /* eval mode under autograd: gradients reach the parameters */
+    kn_block_hybridize(b, KN_HYBRIDIZE_ON);
+    kn_tensor *w = kn_block_param(b, "w");
+    kn_tensor_set_requires_grad(w, true);
+    kn_autograd_record(true);
+    KT_OK(kn_block_forward(b, 1, &x, 1, &y));
+    kn_tensor *s = y ? kn_sum(y, 0, NULL, false) : NULL;
+    kn_autograd_record(false);
+    KT_OK(kn_backward(s, NULL));
+    KT_CHECK(kn_tensor_grad(w) != NULL, "eval-mode hybridized graph kept the gradient");
+    kn_tensor_unref(s), kn_tensor_unref(y), kn_tensor_unref(x);
+    kn_block_free(b);
+}
+
 int main(void)
 {
+    KT_RUN(test_hybridized_sees_new_parameters);
     KT_RUN(test_deferred_eager_traced_and_shape_only);
     KT_RUN(test_state_freeze_share_trainable);
     return kt_finish();

@@ -22,6 +22,15 @@ kn_status kn__error(kn_status s, const char *fmt, ...)
     return s;
 }
 
+kn_status kn_set_error(kn_status s, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    set_message(s, fmt, ap);
+    va_end(ap);
+    return s;
+}
+
 void *kn__error_null(kn_status s, const char *fmt, ...)
 {
     va_list ap;

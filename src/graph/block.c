@@ -249,6 +249,16 @@ kn_status kn_block_hybridize(kn_block *b, unsigned flags)
     return KN_OK;
 }
 
+static bool needs_grad(const kn_block *b, int n_in, kn_tensor *const *in)
+{
+    if (!kn_autograd_is_recording()) return false;
+    for (int i = 0; i < n_in; i++)
+        if (in[i] && in[i]->requires_grad) return true;
+    for (int i = 0; i < kn_block_num_params(b); i++)
+        if (kn_block_param_at(b, i)->requires_grad) return true;
+    return false;
+}
+
 static kn_status make_signature(const kn_block *b, int n_in, kn_tensor *const *in, signature *sig)
 {
     if (n_in > MAX_IO)
@@ -256,6 +266,9 @@ static kn_status make_signature(const kn_block *b, int n_in, kn_tensor *const *i
     memset(sig, 0, sizeof *sig);
     sig->n_in = n_in;
     sig->training = b->training;
+    /* a graph for autograd keeps training semantics in its passes (no
+     * fusion into ops without gradients), whatever the training flag */
+    sig->grad = needs_grad(b, n_in, in);
     for (int i = 0; i < n_in; i++) {
         if (!in[i] || !in[i]->storage)
             return kn__error(KN_ERR_ARG, "block_forward: input %d is NULL or symbolic", i);
@@ -398,7 +411,7 @@ static kn_graph *rebatch(const kn_block *b, const signature *sig)
         if (!g) return NULL;
         for (int k = 0; k < g->n_inputs; k++)
             g->values[g->inputs[k]].shape[0] = sig->shape[k][0];
-        if (kn_graph_compile(g, sig->training ? KN_GRAPH_TRAINING : KN_GRAPH_INFERENCE)) {
+        if (kn_graph_compile(g, sig->training || sig->grad ? KN_GRAPH_TRAINING : KN_GRAPH_INFERENCE)) {
             kn_graph_free(g);
             kn_clear_error();
             return NULL; /* the shapes do not allow it: trace again */
@@ -408,12 +421,34 @@ static kn_graph *rebatch(const kn_block *b, const signature *sig)
     return NULL;
 }
 
+/* The sum of the tree's parameter versions: it changes whenever one is
+ * written (an optimizer step), which makes inference graphs whose passes
+ * baked parameter values in (batch-norm folding) stale. */
+static uint64_t param_versions(const kn_block *b)
+{
+    uint64_t sum = 0;
+    for (int i = 0; i < kn_block_num_params(b); i++)
+        sum += kn_block_param_at(b, i)->storage->version;
+    return sum;
+}
+
+static bool inference_only(const signature *sig)
+{
+    return !sig->training && !sig->grad;
+}
+
 static kn_status cached_graph(kn_block *b, const signature *sig, int n_in, kn_tensor *const *in,
                               int n_out, kn_graph **out)
 {
     cache_entry *slot = &b->cache[0];
+    uint64_t versions = param_versions(b);
     for (int i = 0; i < CACHE_SIZE; i++) {
         cache_entry *e = &b->cache[i];
+        if (e->graph && inference_only(&e->sig) && e->param_versions != versions) {
+            if (b->last_graph == e->graph) b->last_graph = NULL;
+            kn_graph_free(e->graph); /* stale: compiled from older parameter values */
+            e->graph = NULL;
+        }
         if (e->graph && !memcmp(&e->sig, sig, sizeof *sig)) {
             e->last_used = ++b->clock;
             *out = e->graph;
@@ -426,7 +461,7 @@ static kn_status cached_graph(kn_block *b, const signature *sig, int n_in, kn_te
         if (!(g = kn_graph_new())) return kn_last_status();
         b->traces++;
         kn_status s = trace_into(b, g, n_in, in, n_out);
-        if (!s) s = kn_graph_compile(g, sig->training ? KN_GRAPH_TRAINING : KN_GRAPH_INFERENCE);
+        if (!s) s = kn_graph_compile(g, sig->training || sig->grad ? KN_GRAPH_TRAINING : KN_GRAPH_INFERENCE);
         if (s) {
             kn_graph_free(g);
             return s;
@@ -435,6 +470,7 @@ static kn_status cached_graph(kn_block *b, const signature *sig, int n_in, kn_te
     kn_graph_free(slot->graph); /* least recently used */
     slot->graph = g;
     slot->sig = *sig;
+    slot->param_versions = versions;
     slot->last_used = ++b->clock;
     *out = g;
     return KN_OK;

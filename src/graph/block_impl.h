@@ -13,6 +13,7 @@
 typedef struct signature {
     int n_in;
     bool training;
+    bool grad; /* autograd records and something requires a gradient */
     kn_dtype dtype[MAX_IO];
     int ndim[MAX_IO];
     int64_t shape[MAX_IO][KN_MAX_DIMS];
@@ -21,6 +22,7 @@ typedef struct signature {
 typedef struct cache_entry {
     signature sig;
     kn_graph *graph;
+    uint64_t param_versions; /* inference graphs: the parameters' versions summed at compile */
     uint64_t last_used;
 } cache_entry;
 

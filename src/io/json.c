@@ -6,6 +6,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <pthread.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 typedef struct parser {
@@ -344,6 +346,15 @@ void kn__sb_free(kn_strbuf *sb)
     memset(sb, 0, sizeof *sb);
 }
 
+/* The process umask, read once (umask() can only be read by setting it). */
+static mode_t file_umask;
+static pthread_once_t umask_once = PTHREAD_ONCE_INIT;
+static void read_umask(void)
+{
+    file_umask = umask(022);
+    umask(file_umask);
+}
+
 kn_status kn__write_file_atomic(const char *who, const char *path, const void *data, size_t len)
 {
     if (!path) return kn__error(KN_ERR_ARG, "%s: path is NULL", who);
@@ -357,7 +368,9 @@ kn_status kn__write_file_atomic(const char *who, const char *path, const void *d
         kn_free(tmp);
         return s;
     }
-    FILE *f = fdopen(fd, "wb");
+    /* mkstemp makes the file 0600; give it the mode a plain fopen would */
+    pthread_once(&umask_once, read_umask);
+    FILE *f = fchmod(fd, 0666 & ~file_umask) == 0 ? fdopen(fd, "wb") : NULL;
     bool ok = f && fwrite(data, 1, len, f) == len && fflush(f) == 0 && fsync(fd) == 0;
     int err = errno;
     if (f) ok = fclose(f) == 0 && ok;

@@ -198,7 +198,8 @@ static kn_status fused_normalize(kn_norm_job *j, kn_tensor *x, kn_tensor *gamma,
     if (kn_isa_max() < KN_ISA_AVX512 || (x->dtype != KN_F32 && x->dtype != KN_BF16)) return KN_OK;
     int64_t n = gamma ? kn_tensor_numel(gamma) : beta ? kn_tensor_numel(beta) : 0;
     float *buf = n ? kn_alloc(sizeof(float) * 2 * (size_t)n) : NULL;
-    kn_tensor *out = n && !buf ? NULL : kn__tensor_new(x->dtype, x->ndim, x->shape);
+    if (n && !buf) return kn_last_status();
+    kn_tensor *out = kn__tensor_new(x->dtype, x->ndim, x->shape);
     kn_status s = out ? KN_OK : kn_last_status();
     if (!s && gamma) s = kn_tensor_copy_to(gamma, KN_F32, buf, sizeof(float) * (size_t)n);
     if (!s && beta) s = kn_tensor_copy_to(beta, KN_F32, buf + n, sizeof(float) * (size_t)n);

@@ -1,7 +1,8 @@
 /* main.c — the `kiln` command: info, graph (draw a saved graph as Graphviz
- * dot, and PNG when `dot` is installed) and summary (a model table: layer,
- * output shape, parameters, FLOPs). Errors: one line, non-zero exit. */
-#include <kiln.h>
+ * dot, and PNG when `dot` is installed), summary (a model table: layer,
+ * output shape, parameters, FLOPs) and train (train.c). Errors: one line,
+ * non-zero exit. */
+#include "tool.h"
 
 #include "graph/graph.h"
 
@@ -14,6 +15,7 @@ static int usage(FILE *f)
     fprintf(f, "usage: kiln info\n"
                "       kiln graph GRAPH.json [--weights W.safetensors] --dot OUT.dot [--png OUT.png]\n"
                "       kiln summary GRAPH.json [--weights W.safetensors]\n"
+               "       kiln train --model NAME --data DIR [options]   (kiln train --help)\n"
                "GRAPH.json and its weights come from kn_graph_save / kn_block_export; the weights\n"
                "default to the .json path with .safetensors in place of .json.\n");
     return f == stderr ? 2 : 0;
@@ -194,9 +196,17 @@ int main(int argc, char **argv)
     if (argc < 2) return usage(stderr);
     if (!strcmp(argv[1], "info")) {
         kn_print_info(stdout);
-        printf("optional parts: zlib (gzip datasets) %s\n", kn_dataset_gzip_supported() ? "on" : "off");
+        /* the optional parts kiln can be built with, and which are in */
+        printf("optional parts: zlib (gzip datasets) %s, oneDNN no, ONNX no, MPI no\n",
+               kn_dataset_gzip_supported() ? "yes" : "no");
+        printf("models:");
+        const char *const *names = kn_model_names();
+        for (int i = 0; names && names[i]; i++)
+            printf("%s %s", i ? "," : "", names[i]);
+        printf("\n");
         return 0;
     }
+    if (!strcmp(argv[1], "train")) return kiln_train(argc - 1, argv + 1);
     if (!strcmp(argv[1], "graph")) return cmd_graph(argc, argv);
     if (!strcmp(argv[1], "summary")) return cmd_summary(argc, argv);
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) return usage(stdout);
