@@ -948,6 +948,9 @@ static bool small_backward_weight(const kn_conv_geom *g, const kn_conv_act *x, c
                                   kn_dtype compute, float *acc, kn_status *s)
 {
     if (!small_usable(g, x, dy, compute)) return false;
+#if KILN_X86
+    if (!kn__conv_small_wgrad_accepts(g)) return false;
+#endif
     small_wgrad_job j = {g, x, dy, image_grain(g->n), NULL, NULL};
     int64_t chunks = (g->n + j.chunk - 1) / j.chunk, per = g->cout * g->cin * g->k[1] * g->k[2];
 #if KILN_X86

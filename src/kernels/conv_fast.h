@@ -101,6 +101,8 @@ void kn__conv_small_nchw_avx512(const kn_conv_geom *g, const kn_conv_act *x, con
 void kn__conv_small_wgrad_avx512(const kn_conv_geom *g, const kn_conv_act *x, const kn_conv_act *dy,
                                  int64_t n0, int64_t n1, float *dw, float *scratch);
 int64_t kn__conv_small_wgrad_scratch(const kn_conv_geom *g);
+/* The weight-gradient kernel's own limit (output width <= 128). */
+bool kn__conv_small_wgrad_accepts(const kn_conv_geom *g);
 void kn__conv_np_f32_avx512(int64_t k, const float *w, int64_t ldw, const float *b, int64_t ldb,
                             float *y, int64_t ldy, int64_t m0, int64_t m1, int64_t p0, int64_t p1,
                             const kn_np_epi *e);

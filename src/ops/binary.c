@@ -303,12 +303,20 @@ static void where_loop(char **p, const int64_t *st, int64_t n, void *arg)
             const uint8_t *c = (const uint8_t *)p[1];
             const float *x = (const float *)p[2], *y = (const float *)p[3];
             float *o = (float *)p[0];
-            if (st[2] == 4 && st[3] == 0) /* where(mask, g, 0): vectorizes */
-                for (int64_t i = 0; i < n; i++)
-                    o[i] = c[i] ? x[i] : y[0];
-            else if (st[2] == 0 && st[3] == 4)
-                for (int64_t i = 0; i < n; i++)
-                    o[i] = c[i] ? x[0] : y[i];
+            /* both sides loaded unconditionally: branch-free, vectorizes */
+            if (st[2] == 4 && st[3] == 0) { /* where(mask, g, 0) */
+                float s = y[0];
+                for (int64_t i = 0; i < n; i++) {
+                    float v = x[i];
+                    o[i] = c[i] ? v : s;
+                }
+            } else if (st[2] == 0 && st[3] == 4) {
+                float s = x[0];
+                for (int64_t i = 0; i < n; i++) {
+                    float v = y[i];
+                    o[i] = c[i] ? s : v;
+                }
+            }
             else
                 for (int64_t i = 0; i < n; i++)
                     o[i] = c[i] ? x[i * (st[2] / 4)] : y[i * (st[3] / 4)];
