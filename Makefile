@@ -45,6 +45,7 @@ demo: deps build
 
 bench: build
 	@scripts/deps.sh --bench
+	@bench/setup_mxnet.sh || echo "bench: no MXNet peer (bench/setup_mxnet.sh failed)"
 	cmake -S . -B $(BUILD) >/dev/null
 	cmake --build $(BUILD) -j $(JOBS)
 	bench/run.sh $(BUILD)
