@@ -35,25 +35,23 @@ run_kiln() {
 echo "LeNet-BN on Fashion-MNIST: batch 128, SGD lr 0.1 momentum 0.9, $epochs epoch(s), $threads threads"
 run_kiln eager
 run_kiln hybridized --hybridize
+# run_peer NAME PYTHON SCRIPT: runs a peer script, echoes its lines and
+# prints "mean-seconds last-test-acc" from its "NAME epoch E/N ... acc A  S s" lines
+run_peer() {
+    "$2" "$root/bench/$3" "$data" "$epochs" "$threads" > "$tmp/$1.out"
+    sed 's/^/  /' "$tmp/$1.out" >&2
+    awk -v tag="$1" '$1 == tag && $2 == "epoch" { for (i = 1; i <= NF; i++) { if ($i == "acc") acc = $(i + 1); if ($i == "s") { s += $(i - 1); n++ } } }
+         END { if (n) printf "%.2f %.4f\n", s / n, acc }' "$tmp/$1.out"
+}
 peer=""
 if "$python" -c "import torch" 2>/dev/null; then
-    "$python" "$root/bench/train_fashion.py" "$data" "$epochs" "$threads" > "$tmp/peer.out"
-    sed 's/^/  /' "$tmp/peer.out"
-    # "pytorch epoch E/N  train loss L  test acc A  S s"
-    awk '/^pytorch epoch/ { for (i = 1; i <= NF; i++) { if ($i == "acc") acc = $(i + 1); if ($i == "s") { s += $(i - 1); n++ } } }
-         END { if (n) printf "%.2f %.4f\n", s / n, acc }' "$tmp/peer.out" > "$tmp/peer.txt"
-    peer=$(cat "$tmp/peer.txt")
+    peer=$(run_peer pytorch "$python" train_fashion.py)
 else
     echo "  (PyTorch is not installed for $python: no peer figures)"
 fi
-
 mx=""
 if [ -x "$mxnet_python" ] && "$mxnet_python" -c "import mxnet" 2>/dev/null; then
-    "$mxnet_python" "$root/bench/train_fashion_mxnet.py" "$data" "$epochs" "$threads" > "$tmp/mx.out"
-    sed 's/^/  /' "$tmp/mx.out"
-    awk '/^mxnet epoch/ { for (i = 1; i <= NF; i++) { if ($i == "acc") acc = $(i + 1); if ($i == "s") { s += $(i - 1); n++ } } }
-         END { if (n) printf "%.2f %.4f\n", s / n, acc }' "$tmp/mx.out" > "$tmp/mx.txt"
-    mx=$(cat "$tmp/mx.txt")
+    mx=$(run_peer mxnet "$mxnet_python" train_fashion_mxnet.py)
 else
     echo "  (no MXNet at $mxnet_python: run bench/setup_mxnet.sh for the MXNet row)"
 fi

@@ -357,7 +357,11 @@ typedef struct kn_conv_params {
 kn_tensor *kn_conv1d(kn_tensor *x, kn_tensor *w, kn_tensor *bias, const kn_conv_params *p);
 kn_tensor *kn_conv2d(kn_tensor *x, kn_tensor *w, kn_tensor *bias, const kn_conv_params *p);
 kn_tensor *kn_conv3d(kn_tensor *x, kn_tensor *w, kn_tensor *bias, const kn_conv_params *p);
+kn_tensor *kn_conv_transpose1d(kn_tensor *x, kn_tensor *w, kn_tensor *bias,
+                               const kn_conv_params *p);
 kn_tensor *kn_conv_transpose2d(kn_tensor *x, kn_tensor *w, kn_tensor *bias,
+                               const kn_conv_params *p);
+kn_tensor *kn_conv_transpose3d(kn_tensor *x, kn_tensor *w, kn_tensor *bias,
                                const kn_conv_params *p);
 
 /* Pooling over 1 to 3 spatial dims (from x's rank). stride 0 means kernel. */
@@ -579,10 +583,12 @@ kn_status kn_block_export(const kn_block *b, const char *json_path, const char *
 
 /* ================================================================ training
  * Optimizers, schedules and metrics (kiln/optim.h); datasets and the data
- * loader (kiln/data.h); layers, initializers and models (kiln/nn.h). */
+ * loader (kiln/data.h); layers, initializers and models (kiln/nn.h); ONNX
+ * import and export (kiln/onnx.h). */
 #include "kiln/optim.h"
 #include "kiln/data.h"
 #include "kiln/nn.h"
+#include "kiln/onnx.h"
 
 /* ---- call sites. Each op call from user code records its __FILE__ and
  * __LINE__, so an error found while tracing or running a graph names the
@@ -673,7 +679,9 @@ void kn_set_call_site(const char *file, int line);
 #define kn_conv1d(...) (kn_set_call_site(__FILE__, __LINE__), kn_conv1d(__VA_ARGS__))
 #define kn_conv2d(...) (kn_set_call_site(__FILE__, __LINE__), kn_conv2d(__VA_ARGS__))
 #define kn_conv3d(...) (kn_set_call_site(__FILE__, __LINE__), kn_conv3d(__VA_ARGS__))
+#define kn_conv_transpose1d(...) (kn_set_call_site(__FILE__, __LINE__), kn_conv_transpose1d(__VA_ARGS__))
 #define kn_conv_transpose2d(...) (kn_set_call_site(__FILE__, __LINE__), kn_conv_transpose2d(__VA_ARGS__))
+#define kn_conv_transpose3d(...) (kn_set_call_site(__FILE__, __LINE__), kn_conv_transpose3d(__VA_ARGS__))
 #define kn_max_pool(...) (kn_set_call_site(__FILE__, __LINE__), kn_max_pool(__VA_ARGS__))
 #define kn_avg_pool(...) (kn_set_call_site(__FILE__, __LINE__), kn_avg_pool(__VA_ARGS__))
 #define kn_global_avg_pool(...) (kn_set_call_site(__FILE__, __LINE__), kn_global_avg_pool(__VA_ARGS__))

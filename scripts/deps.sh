@@ -5,9 +5,12 @@
 set -eu
 
 NEEDED="cmake make gcc libc6-dev pkg-config clang libclang-rt-14-dev zlib1g-dev"
+# ONNX import/export (protobuf-c + the ONNX schema) and the ONNX backend test
+# data the conformance test runs
+NEEDED="$NEEDED protobuf-c-compiler libprotobuf-c-dev libonnx-dev libonnx-testdata"
 # `deps.sh --bench` adds the peers the benchmarks compare against.
 if [ "${1:-}" = "--bench" ]; then
-    NEEDED="$NEEDED libopenblas-dev libdnnl-dev python3-torch python3-torchvision python3-numpy"
+    NEEDED="$NEEDED libopenblas-dev libdnnl-dev python3-torch python3-torchvision python3-numpy python3-onnx"
 fi
 # `deps.sh --demo` adds the demo's dataset and gnuplot for its PNG plot.
 if [ "${1:-}" = "--demo" ]; then

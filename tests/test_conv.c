@@ -1,9 +1,10 @@
-/* test_conv.c — conv1d/2d/3d, conv_transpose2d and the internal gradient ops
- * conv_grad_input/conv_grad_weight: values against PyTorch
+/* test_conv.c — conv1d/2d/3d, conv_transpose1d/2d/3d and the internal
+ * gradient ops conv_grad_input/conv_grad_weight: values against PyTorch
  * (tests/golden/conv.h: strides, asymmetric pads, dilation, groups,
  * depthwise, NHWC, "same", zero batch), f32/f16/bf16, strided inputs,
- * gradients (first and, through the gradient ops, second order), bad inputs
- * and an allocation-failure walk. */
+ * gradients (first and, through the gradient ops, second order), fast paths
+ * against the reference kernels for conv_transpose1d/3d, bad inputs and an
+ * allocation-failure walk. */
 #include "harness.h"
 
 #include "golden/conv.h"
@@ -125,18 +126,92 @@ static const conv_case cases[] = {
      &t3_b,
      &t3_y,
      {.stride = {2, 1}, .output_padding = {1, 0}, NHWC}},
+    {"t1d",
+     TRANSPOSE,
+     1,
+     &t1d_x,
+     &t1d_w,
+     &t1d_b,
+     &t1d_y,
+     {.stride = {2}, .pad_begin = {1}, .pad_end = {1}, .output_padding = {1}}},
+    {"t1d_nlc",
+     TRANSPOSE,
+     1,
+     &t1d_nlc_x,
+     &t1d_nlc_w,
+     &t1d_nlc_b,
+     &t1d_nlc_y,
+     {.stride = {3}, .pad_end = {2}, .output_padding = {2}, .dilation = {2}, .groups = 2, NHWC}},
+    {"t1d_s1",
+     TRANSPOSE,
+     1,
+     &t1d_s1_x,
+     &t1d_s1_w,
+     NULL,
+     &t1d_s1_y,
+     {.pad_begin = {2}, .pad_end = {1}}},
+    {"t3d",
+     TRANSPOSE,
+     3,
+     &t3d_x,
+     &t3d_w,
+     &t3d_b,
+     &t3d_y,
+     {.stride = {2, 1, 2},
+      .pad_begin = {1, 0, 0},
+      .pad_end = {1, 0, 0},
+      .output_padding = {1, 0, 1},
+      .dilation = {1, 2, 1}}},
+    {"t3d_ndhwc",
+     TRANSPOSE,
+     3,
+     &t3d_ndhwc_x,
+     &t3d_ndhwc_w,
+     NULL,
+     &t3d_ndhwc_y,
+     {.stride = {1, 2, 1},
+      .pad_begin = {0, 1, 1},
+      .pad_end = {1, 0, 1},
+      .output_padding = {0, 1, 0},
+      .dilation = {2, 1, 1},
+      .groups = 2,
+      NHWC}},
+    {"t3d_grp",
+     TRANSPOSE,
+     3,
+     &t3d_grp_x,
+     &t3d_grp_w,
+     &t3d_grp_b,
+     &t3d_grp_y,
+     {.stride = {1, 2, 2},
+      .pad_begin = {0, 1, 0},
+      .pad_end = {0, 0, 1},
+      .output_padding = {0, 1, 1},
+      .dilation = {1, 1, 2},
+      .groups = 3}},
 };
+
+static const conv_case *find_case(const char *name)
+{
+    for (int i = 0; i < LEN(cases); i++)
+        if (!strcmp(cases[i].name, name)) return &cases[i];
+    return NULL;
+}
 
 static const char *op_name(const conv_case *c)
 {
     static const char *names[4] = {"", "conv1d", "conv2d", "conv3d"};
-    return c->k == TRANSPOSE ? "conv_transpose2d" : names[c->nsp];
+    static const char *tnames[4] = {"", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d"};
+    return (c->k == TRANSPOSE ? tnames : names)[c->nsp];
 }
 
 static kn_tensor *run(kind k, int nsp, kn_tensor *x, kn_tensor *w, kn_tensor *b,
                       const kn_conv_params *p)
 {
-    if (k == TRANSPOSE) return kn_conv_transpose2d(x, w, b, p);
+    if (k == TRANSPOSE)
+        return nsp == 1   ? kn_conv_transpose1d(x, w, b, p)
+               : nsp == 2 ? kn_conv_transpose2d(x, w, b, p)
+                          : kn_conv_transpose3d(x, w, b, p);
     return nsp == 1   ? kn_conv1d(x, w, b, p)
            : nsp == 2 ? kn_conv2d(x, w, b, p)
                       : kn_conv3d(x, w, b, p);
@@ -196,53 +271,74 @@ static void test_low_precision(void)
         }
 }
 
-/* x and w as permuted views of differently laid out copies. */
+/* x and w as permuted views of differently laid out copies: f64 runs the
+ * reference kernels, f32 the fast paths (which copy what they cannot stride). */
 static void test_strided_inputs(void)
 {
-    static const int to_nhwc[4] = {0, 2, 3, 1}, to_nchw[4] = {0, 3, 1, 2};
-    const int idx[3] = {3, 4, 12}; /* c2_asym, c2_grp, t1 */
-    for (int j = 0; j < 3; j++) {
-        const conv_case *c = &cases[idx[j]];
-        kn_tensor *x = kt_from_array(c->x, KN_F64), *w = kt_from_array(c->w, KN_F64);
-        kn_tensor *b = c->b ? kt_from_array(c->b, KN_F64) : NULL;
-        kn_tensor *xp = kn_permute(x, 4, to_nhwc), *xc = kn_contiguous(xp);
-        kn_tensor *xs = kn_permute(xc, 4, to_nchw);
-        kn_tensor *wt = kn_transpose(w, 2, 3), *wc = kn_contiguous(wt),
-                  *ws = kn_transpose(wc, 2, 3);
-        KT_CHECK(xs && ws && !kn_tensor_is_contiguous(xs) && !kn_tensor_is_contiguous(ws), "views");
-        kn_tensor *y = run_case(c, xs, ws, b);
-        kt_check_array(op_name(c), y, c->y, 1e-12, 1e-12);
-        kn_tensor *all[] = {x, w, b, xp, xc, xs, wt, wc, ws, y};
-        for (int k = 0; k < LEN(all); k++)
-            kn_tensor_unref(all[k]);
-    }
-}
-
-/* Gradients against PyTorch's autograd: conv2d's bias gradient, and the
- * gradient ops' outputs (conv_grad_input = x.grad, conv_grad_weight = w.grad). */
-static void test_grad_values(void)
-{
-    const struct {
-        int ci;
-        const kt_array *gy, *gx, *gw, *gb;
-    } g[2] = {{2, &c2_gy, &c2_gx, &c2_gw, &c2_gb},
-              {6, &c2_nhwc_gy, &c2_nhwc_gx, &c2_nhwc_gw, &c2_nhwc_gb}};
+    const char *names[] = {"c2_asym", "c2_grp", "t1", "t1d", "t1d_s1", "t3d", "t3d_ndhwc"};
     const kn_dtype dts[2] = {KN_F64, KN_F32};
     for (int d = 0; d < 2; d++)
-        for (int i = 0; i < 2; i++) {
-            const conv_case *c = &cases[g[i].ci];
+        for (int j = 0; j < LEN(names); j++) {
+            const conv_case *c = find_case(names[j]);
+            int nd = c->nsp + 2, to_last[5], to_first[5];
+            for (int i = 0; i < nd; i++) { /* channel dim 1 moved last, and back */
+                to_last[i] = i == 0 ? 0 : i == nd - 1 ? 1 : i + 1;
+                to_first[i] = i == 0 ? 0 : i == 1 ? nd - 1 : i - 1;
+            }
+            kn_tensor *x = kt_from_array(c->x, dts[d]), *w = kt_from_array(c->w, dts[d]);
+            kn_tensor *b = c->b ? kt_from_array(c->b, dts[d]) : NULL;
+            kn_tensor *xp = kn_permute(x, nd, to_last), *xc = kn_contiguous(xp);
+            kn_tensor *xs = kn_permute(xc, nd, to_first);
+            kn_tensor *wt = kn_transpose(w, nd - 2, nd - 1), *wc = kn_contiguous(wt),
+                      *ws = kn_transpose(wc, nd - 2, nd - 1);
+            KT_CHECK(xs && ws && !kn_tensor_is_contiguous(xs) && !kn_tensor_is_contiguous(ws),
+                     "%s: views", c->name);
+            kn_tensor *y = run_case(c, xs, ws, b);
+            double tol = d ? 1e-5 : 1e-12;
+            if (!kt_check_array(op_name(c), y, c->y, tol, tol))
+                fprintf(stderr, "  case %s strided (%s)\n", c->name, kn_dtype_name(dts[d]));
+            kn_tensor *all[] = {x, w, b, xp, xc, xs, wt, wc, ws, y};
+            for (int k = 0; k < LEN(all); k++)
+                kn_tensor_unref(all[k]);
+        }
+}
+
+/* Gradients against PyTorch's autograd: the bias gradient, and the ops
+ * computing x.grad (conv_grad_input for a conv, the conv itself for a
+ * conv_transpose) and w.grad (conv_grad_weight). */
+static void test_grad_values(void)
+{
+    static const char *conv_names[4] = {"", "conv1d", "conv2d", "conv3d"};
+    const struct {
+        const char *name;
+        const kt_array *gy, *gx, *gw, *gb;
+    } g[] = {{"c2", &c2_gy, &c2_gx, &c2_gw, &c2_gb},
+             {"c2_nhwc", &c2_nhwc_gy, &c2_nhwc_gx, &c2_nhwc_gw, &c2_nhwc_gb},
+             {"t1d", &t1d_gy, &t1d_gx, &t1d_gw, &t1d_gb},
+             {"t1d_nlc", &t1d_nlc_gy, &t1d_nlc_gx, &t1d_nlc_gw, &t1d_nlc_gb},
+             {"t1d_s1", &t1d_s1_gy, &t1d_s1_gx, &t1d_s1_gw, NULL},
+             {"t3d", &t3d_gy, &t3d_gx, &t3d_gw, &t3d_gb},
+             {"t3d_ndhwc", &t3d_ndhwc_gy, &t3d_ndhwc_gx, &t3d_ndhwc_gw, NULL},
+             {"t3d_grp", &t3d_grp_gy, &t3d_grp_gx, &t3d_grp_gw, &t3d_grp_gb}};
+    const kn_dtype dts[2] = {KN_F64, KN_F32};
+    for (int d = 0; d < 2; d++)
+        for (int i = 0; i < LEN(g); i++) {
+            const conv_case *c = find_case(g[i].name);
             double tol = d ? 1e-5 : 1e-12;
             kn_tensor *x = kt_from_array(c->x, dts[d]), *w = kt_from_array(c->w, dts[d]);
-            kn_tensor *b = kt_from_array(c->b, dts[d]), *gy = kt_from_array(g[i].gy, dts[d]);
+            kn_tensor *b = c->b ? kt_from_array(c->b, dts[d]) : NULL,
+                      *gy = kt_from_array(g[i].gy, dts[d]);
             kn_tensor_set_requires_grad(x, true), kn_tensor_set_requires_grad(w, true);
-            kn_tensor_set_requires_grad(b, true);
+            if (b) kn_tensor_set_requires_grad(b, true);
             kn_autograd_record(true);
             kn_tensor *y = run_case(c, x, w, b);
             kn_autograd_record(false);
             KT_OK(kn_backward(y, gy));
-            kt_check_array("conv_grad_input", kn_tensor_grad(x), g[i].gx, tol, tol);
-            kt_check_array("conv_grad_weight", kn_tensor_grad(w), g[i].gw, tol, tol);
-            kt_check_array("conv2d", kn_tensor_grad(b), g[i].gb, tol, tol);
+            bool ok = kt_check_array(c->k == TRANSPOSE ? conv_names[c->nsp] : "conv_grad_input",
+                                     kn_tensor_grad(x), g[i].gx, tol, tol);
+            ok &= kt_check_array("conv_grad_weight", kn_tensor_grad(w), g[i].gw, tol, tol);
+            if (b) ok &= kt_check_array(op_name(c), kn_tensor_grad(b), g[i].gb, tol, tol);
+            if (!ok) fprintf(stderr, "  case %s (%s)\n", c->name, kn_dtype_name(dts[d]));
             kn_tensor *all[] = {x, w, b, gy, y};
             for (int k = 0; k < LEN(all); k++)
                 kn_tensor_unref(all[k]);
@@ -262,6 +358,111 @@ static void test_thread_invariance(void)
     kn_set_num_threads(old);
     KT_CHECK(kt_equal_bits(y1, y4), "1 and 4 threads agree");
     kn_tensor_unref(x), kn_tensor_unref(w), kn_tensor_unref(y1), kn_tensor_unref(y4);
+}
+
+/* ---- conv_transpose1d/3d: the fast paths (f32, best ISA, 1 and 2 threads)
+ * against the reference kernels (ISA capped to ref), forward and gradients.
+ * The problems reach the 1x1 GEMMs (NCHW and NHWC), the direct small-image
+ * kernel (stride 1, one group, N >= 2), per-image parallel runs (N >= 4)
+ * and the general col2im paths. */
+typedef struct tr_prob {
+    int nsp;
+    int64_t xs[5], ws[5];
+    bool bias;
+    kn_conv_params p;
+} tr_prob;
+
+/* y, then x.grad, w.grad, bias.grad for loss = sum(y * gy). */
+static void tr_run(const tr_prob *t, kn_tensor *x, kn_tensor *w, kn_tensor *b, kn_tensor **out)
+{
+    kn_tensor_set_requires_grad(x, true), kn_tensor_set_requires_grad(w, true);
+    if (b) kn_tensor_set_requires_grad(b, true);
+    kn_autograd_record(true);
+    out[0] = run(TRANSPOSE, t->nsp, x, w, b, &t->p);
+    kn_autograd_record(false);
+    KT_NOTNULL(out[0]);
+    kn_tensor *gy = out[0] ? kt_rand(t->nsp + 2, kn_tensor_shape(out[0]), -1, 1, 99) : NULL;
+    kn_tensor *gy32 = gy ? kn_cast(gy, kn_tensor_dtype(x)) : NULL;
+    if (gy32) KT_OK(kn_backward(out[0], gy32));
+    out[1] = kn_tensor_grad(x), out[2] = kn_tensor_grad(w), out[3] = b ? kn_tensor_grad(b) : NULL;
+    for (int i = 1; i < 4; i++)
+        if (out[i]) kn_tensor_ref(out[i]);
+    kn_tensor_unref(gy), kn_tensor_unref(gy32);
+}
+
+static void test_transpose_fast_vs_ref(void)
+{
+#define L1 .layout = KN_LAYOUT_NHWC
+    const tr_prob probs[] = {
+        {1, {3, 5, 12}, {5, 4, 3}, true, {.pad_begin = {1}, .pad_end = {1}}},
+        {1, {2, 7, 6}, {6, 4, 1}, true, {.groups = 2, L1}},
+        {1, {2, 6, 7}, {6, 3, 1}, true, {.groups = 1}},
+        {1,
+         {2, 9, 4},
+         {4, 3, 5},
+         false,
+         {.stride = {3},
+          .dilation = {2},
+          .pad_begin = {2},
+          .pad_end = {1},
+          .output_padding = {1},
+          L1}},
+        {1, {5, 8, 20}, {8, 6, 4}, true, {.stride = {2}, .pad_end = {1}}},
+        {3,
+         {2, 4, 3, 4, 3},
+         {4, 3, 2, 3, 2},
+         true,
+         {.stride = {2, 1, 2},
+          .pad_begin = {1, 0, 1},
+          .pad_end = {0, 1, 1},
+          .output_padding = {1, 0, 1}}},
+        {3,
+         {2, 3, 2, 4, 6},
+         {6, 2, 3, 2, 2},
+         false,
+         {.stride = {1, 2, 1}, .dilation = {2, 1, 1}, .groups = 2, L1}},
+        {3, {2, 3, 1, 5, 9}, {3, 4, 1, 3, 3}, true, {.pad_begin = {0, 1, 1}, .pad_end = {0, 1, 1}}},
+        {3, {1, 8, 2, 3, 4}, {8, 5, 1, 1, 1}, true, {.groups = 1}},
+        {3, {4, 2, 2, 3, 4}, {4, 2, 2, 2, 2}, true, {.stride = {2, 2, 2}, .groups = 2, L1}},
+    };
+#undef L1
+    static const char *what[4] = {"y", "x.grad", "w.grad", "bias.grad"};
+    kn_isa best = kn_isa_max();
+    int threads = kn_get_num_threads();
+    for (int i = 0; i < LEN(probs); i++) {
+        const tr_prob *t = &probs[i];
+        const char *op = t->nsp == 1 ? "conv_transpose1d" : "conv_transpose3d";
+        int64_t cout = t->ws[1] * (t->p.groups ? t->p.groups : 1);
+        kn_tensor *x64 = kt_rand(t->nsp + 2, t->xs, -1, 1, 100 + (uint64_t)i * 3);
+        kn_tensor *w64 = kt_rand(t->nsp + 2, t->ws, -1, 1, 101 + (uint64_t)i * 3);
+        kn_tensor *b64 = t->bias ? kt_rand(1, &cout, -1, 1, 102 + (uint64_t)i * 3) : NULL;
+        kn_tensor *ref[4] = {0}, *f1[4] = {0}, *f2[4] = {0};
+        kn_tensor *runs[3][3]; /* x, w, b per run: fresh leaves each time */
+        for (int r = 0; r < 3; r++) {
+            runs[r][0] = kn_cast(x64, KN_F32), runs[r][1] = kn_cast(w64, KN_F32);
+            runs[r][2] = b64 ? kn_cast(b64, KN_F32) : NULL;
+        }
+        kn_set_isa(KN_ISA_REF);
+        tr_run(t, runs[0][0], runs[0][1], runs[0][2], ref);
+        kn_set_isa(best);
+        kn_set_num_threads(1);
+        tr_run(t, runs[1][0], runs[1][1], runs[1][2], f1);
+        kn_set_num_threads(2);
+        tr_run(t, runs[2][0], runs[2][1], runs[2][2], f2);
+        kn_set_num_threads(threads);
+        for (int k = 0; k < (t->bias ? 4 : 3); k++) {
+            KT_CHECK(kt_max_abs_diff(f1[k], ref[k]) < 1e-4, "%s problem %d: %s fast vs ref %g", op,
+                     i, what[k], kt_max_abs_diff(f1[k], ref[k]));
+            KT_CHECK(f1[k] && f2[k] && kt_equal_bits(f1[k], f2[k]),
+                     "%s problem %d: %s differs on 1 and 2 threads", op, i, what[k]);
+        }
+        for (int k = 0; k < 4; k++)
+            kn_tensor_unref(ref[k]), kn_tensor_unref(f1[k]), kn_tensor_unref(f2[k]);
+        for (int r = 0; r < 3; r++)
+            for (int k = 0; k < 3; k++)
+                kn_tensor_unref(runs[r][k]);
+        kn_tensor_unref(x64), kn_tensor_unref(w64), kn_tensor_unref(b64);
+    }
 }
 
 /* ---- first-order gradient checks (f64) */
@@ -320,6 +521,34 @@ static void test_gradcheck(void)
     gradcheck_case("conv_transpose2d", TRANSPOSE, 2, 4, (int64_t[]){2, 2, 3, 2},
                    (int64_t[]){2, 2, 2, 2}, 2,
                    (kn_conv_params){.dilation = {2, 1}, .stride = {1, 2}, NHWC}, 45);
+    gradcheck_case("conv_transpose1d", TRANSPOSE, 1, 3, (int64_t[]){2, 4, 4}, (int64_t[]){4, 3, 3},
+                   6,
+                   (kn_conv_params){.stride = {2},
+                                    .pad_begin = {2},
+                                    .pad_end = {1},
+                                    .output_padding = {1},
+                                    .dilation = {2},
+                                    .groups = 2},
+                   50);
+    gradcheck_case(
+        "conv_transpose1d", TRANSPOSE, 1, 3, (int64_t[]){2, 5, 3}, (int64_t[]){3, 2, 2}, 2,
+        (kn_conv_params){.stride = {3}, .output_padding = {2}, .pad_begin = {1}, NHWC}, 55);
+    gradcheck_case("conv_transpose3d", TRANSPOSE, 3, 5, (int64_t[]){1, 2, 2, 3, 2},
+                   (int64_t[]){2, 2, 2, 2, 3}, 2,
+                   (kn_conv_params){.stride = {2, 1, 2},
+                                    .pad_begin = {1, 0, 0},
+                                    .pad_end = {0, 1, 1},
+                                    .output_padding = {1, 0, 1},
+                                    .dilation = {1, 2, 1}},
+                   60);
+    gradcheck_case("conv_transpose3d", TRANSPOSE, 3, 5, (int64_t[]){2, 2, 3, 2, 4},
+                   (int64_t[]){4, 1, 2, 2, 1}, 2,
+                   (kn_conv_params){.stride = {1, 2, 1},
+                                    .pad_end = {1, 0, 0},
+                                    .output_padding = {0, 1, 0},
+                                    .groups = 2,
+                                    NHWC},
+                   65);
 }
 
 /* ---- the gradient ops, called directly; their gradcheck is a check of the
@@ -544,6 +773,97 @@ static void test_bad_inputs(void)
         kn_tensor_unref(all[k]);
 }
 
+/* conv_transpose1d/3d: ranks, channels, groups, attr counts, output size. */
+static void test_bad_inputs_transpose_nd(void)
+{
+    kn_tensor *x1 = z(KN_F32, 3, (int64_t[]){2, 4, 5}), *w1 = z(KN_F32, 3, (int64_t[]){4, 3, 3});
+    kn_tensor *x3 = z(KN_F32, 5, (int64_t[]){1, 4, 2, 3, 2}),
+              *w3 = z(KN_F32, 5, (int64_t[]){4, 2, 2, 2, 2});
+    kn_tensor *w3b = z(KN_F32, 5, (int64_t[]){3, 2, 2, 2, 2}), *b5 = z(KN_F32, 1, (int64_t[]){5});
+    kn_tensor *x1h = z(KN_F64, 3, (int64_t[]){2, 4, 5}), *x1n = z(KN_F32, 3, (int64_t[]){2, 5, 3});
+    kn_tensor *w1k0 = z(KN_F32, 3, (int64_t[]){4, 3, 0}),
+              *x3z = z(KN_F32, 5, (int64_t[]){1, 4, 2, 0, 2});
+    kn_tensor *x4 = z(KN_F32, 4, (int64_t[]){1, 4, 5, 5}), *b3 = z(KN_F32, 1, (int64_t[]){3});
+    const kn_conv_params *none = NULL;
+
+    kt_expect_fail("conv_transpose1d", kn_conv_transpose1d(x4, w1, NULL, none),
+                   "conv_transpose1d: input has 4 dims, expected 3 (N, C, L)");
+    kt_expect_fail("conv_transpose1d", kn_conv_transpose1d(x1, w3, NULL, none),
+                   "weight has 5 dims, expected 3 (C_in, C_out/groups, kL)");
+    kt_expect_fail("conv_transpose1d",
+                   kn_conv_transpose1d(x1, w1, NULL, &(kn_conv_params){.layout = KN_LAYOUT_NHWC}),
+                   "input has 5 channels but weight expects 4");
+    kt_expect_fail("conv_transpose1d", kn_conv_transpose1d(x1n, w1, NULL, none),
+                   "input has 5 channels but weight expects 4");
+    kt_expect_fail("conv_transpose1d",
+                   kn_conv_transpose1d(x1, w1, NULL, &(kn_conv_params){.groups = 3}),
+                   "groups = 3 does not divide the input's 4 channels");
+    kt_expect_fail("conv_transpose1d", kn_conv_transpose1d(x1, w1, b5, none),
+                   "bias has shape (5), expected (3)");
+    kt_expect_fail(
+        "conv_transpose1d",
+        kn_conv_transpose1d(x1, w1, NULL, &(kn_conv_params){.stride = {2}, .output_padding = {2}}),
+        "output_padding[0] = 2 must be smaller than stride 2");
+    kt_expect_fail(
+        "conv_transpose1d",
+        kn_conv_transpose1d(x1, w1, NULL, &(kn_conv_params){.pad_begin = {4}, .pad_end = {4}}),
+        "leaves an output of size -1 in spatial dim 0");
+    kt_expect_fail("conv_transpose1d",
+                   kn_conv_transpose1d(x1, w1, NULL, &(kn_conv_params){.pad_same = true}),
+                   "pad_same is not supported");
+    kt_expect_fail("conv_transpose1d", kn_conv_transpose1d(x1, w1k0, NULL, none),
+                   "kernel size 0 in spatial dim 0");
+    kt_expect_fail("conv_transpose1d", kn_conv_transpose1d(x1h, w1, NULL, none), "is f64 but");
+    kt_expect_fail("conv_transpose1d",
+                   kn_conv_transpose1d(x1, w1, NULL, &(kn_conv_params){.stride = {-1}}),
+                   "stride[0] = -1, expected >= 1");
+    kt_expect_fail("conv_transpose1d", kn_conv_transpose1d(x1, NULL, NULL, none),
+                   "input 1 is NULL");
+
+    kt_expect_fail("conv_transpose3d", kn_conv_transpose3d(x1, w3, NULL, none),
+                   "conv_transpose3d: input has 3 dims, expected 5 (N, C, D, H, W)");
+    kt_expect_fail("conv_transpose3d",
+                   kn_conv_transpose3d(x3, w3, NULL, &(kn_conv_params){.layout = KN_LAYOUT_NHWC}),
+                   "input has 2 channels but weight expects 4");
+    kt_expect_fail("conv_transpose3d", kn_conv_transpose3d(x3, w1, NULL, none),
+                   "weight has 3 dims, expected 5 (C_in, C_out/groups, kD, kH, kW)");
+    kt_expect_fail("conv_transpose3d", kn_conv_transpose3d(x3, w3b, NULL, none),
+                   "input has 4 channels but weight expects 3");
+    kt_expect_fail("conv_transpose3d",
+                   kn_conv_transpose3d(x3, w3, b3, &(kn_conv_params){.groups = 2}),
+                   "bias has shape (3), expected (4)");
+    kt_expect_fail(
+        "conv_transpose3d",
+        kn_conv_transpose3d(x3, w3, NULL, &(kn_conv_params){.output_padding = {0, 0, 1}}),
+        "output_padding[2] = 1 must be smaller than stride 1");
+    kt_expect_fail(
+        "conv_transpose3d",
+        kn_conv_transpose3d(x3, w3, NULL,
+                            &(kn_conv_params){.pad_begin = {0, 2, 0}, .pad_end = {0, 2, 0}}),
+        "leaves an output of size 0 in spatial dim 1");
+    kt_expect_fail("conv_transpose3d", kn_conv_transpose3d(x3z, w3, NULL, none),
+                   "input has size 0 in spatial dim 1");
+    kt_expect_fail("conv_transpose3d",
+                   kn_conv_transpose3d(x3, w3, NULL, &(kn_conv_params){.dilation = {1, -2, 1}}),
+                   "dilation[1] = -2, expected >= 1");
+    kt_expect_fail("conv_transpose3d",
+                   kn_conv_transpose3d(x3, w3, NULL, &(kn_conv_params){.groups = 3}),
+                   "groups = 3 does not divide the input's 4 channels");
+    kt_expect_fail("conv_transpose3d", kn_conv_transpose3d(NULL, w3, NULL, none),
+                   "input 0 is NULL");
+    /* a symbolic input infers the output shape */
+    kn_tensor *xs = kn_tensor_symbolic(KN_F32, 5, (int64_t[]){3, 4, 2, 3, 4});
+    kn_tensor *ys = kn_conv_transpose3d(
+        xs, w3, NULL, &(kn_conv_params){.stride = {2, 2, 1}, .output_padding = {1, 0, 0}});
+    const int64_t want[5] = {3, 2, 5, 6, 5};
+    KT_CHECK(ys && kn_tensor_is_symbolic(ys) && kn_tensor_ndim(ys) == 5 &&
+                 !memcmp(kn_tensor_shape(ys), want, sizeof want),
+             "symbolic conv_transpose3d infers (3,2,5,6,5)");
+    kn_tensor *all[] = {x1, w1, x3, w3, w3b, b5, x1h, x1n, w1k0, x3z, x4, b3, xs, ys};
+    for (int k = 0; k < LEN(all); k++)
+        kn_tensor_unref(all[k]);
+}
+
 /* ---- allocation failures: f16 conv2d forward and an f32 backward */
 static kn_status walk_conv(void *ctx)
 {
@@ -583,10 +903,12 @@ int main(void)
     KT_RUN(test_strided_inputs);
     KT_RUN(test_grad_values);
     KT_RUN(test_thread_invariance);
+    KT_RUN(test_transpose_fast_vs_ref);
     KT_RUN(test_gradcheck);
     KT_RUN(test_grad_ops);
     KT_RUN(test_zero_stride_attr);
     KT_RUN(test_bad_inputs);
+    KT_RUN(test_bad_inputs_transpose_nd);
     KT_RUN(test_alloc_walk);
     return kt_finish();
 }

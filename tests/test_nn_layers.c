@@ -166,6 +166,51 @@ static void test_dense_conv_golden(void)
                                     .groups = 2,
                                     .transposed = true}),
                &convt_grp, NULL, true);
+    check_both("nn_conv",
+               conv((kn_conv_layer){.ndim = 1,
+                                    .in_channels = 4,
+                                    .channels = 3,
+                                    .kernel = {3},
+                                    .stride = {2},
+                                    .padding = {1},
+                                    .output_padding = {1},
+                                    .transposed = true}),
+               &convt1d, NULL, true);
+    check_both("nn_conv",
+               conv((kn_conv_layer){.ndim = 1,
+                                    .in_channels = 4,
+                                    .channels = 6,
+                                    .kernel = {2},
+                                    .stride = {3},
+                                    .padding = {1},
+                                    .dilation = {2},
+                                    .output_padding = {2},
+                                    .groups = 2,
+                                    .transposed = true,
+                                    .layout = KN_LAYOUT_NHWC}),
+               &convt1d_nlc, NULL, true);
+    check_both("nn_conv",
+               conv((kn_conv_layer){.ndim = 3,
+                                    .in_channels = 2,
+                                    .channels = 3,
+                                    .kernel = {2, 3, 2},
+                                    .stride = {2, 1, 2},
+                                    .padding = {0, 1, 1},
+                                    .output_padding = {1, 0, 1},
+                                    .transposed = true}),
+               &convt3d, NULL, true);
+    check_both("nn_conv",
+               conv((kn_conv_layer){.ndim = 3,
+                                    .in_channels = 4,
+                                    .channels = 2,
+                                    .kernel = {2, 2, 2},
+                                    .stride = {2, 2, 2},
+                                    .groups = 2,
+                                    .no_bias = true,
+                                    .transposed = true,
+                                    .act = KN_ACT_RELU,
+                                    .layout = KN_LAYOUT_NHWC}),
+               &convt3d_ndhwc, NULL, true);
 }
 
 static void test_batch_norm_golden(void)
@@ -296,6 +341,27 @@ static void test_gradcheck(void)
         conv((kn_conv_layer){
             .ndim = 2, .channels = 2, .kernel = {2, 3}, .stride = {2, 1}, .transposed = true}),
         4, (int64_t[]){1, 2, 3, 3}, 3);
+    gradcheck_block("nn_conv",
+                    conv((kn_conv_layer){.ndim = 1,
+                                         .channels = 4,
+                                         .kernel = {3},
+                                         .stride = {2},
+                                         .padding = {1},
+                                         .output_padding = {1},
+                                         .groups = 2,
+                                         .transposed = true,
+                                         .act = KN_ACT_TANH,
+                                         .layout = KN_LAYOUT_NHWC}),
+                    3, (int64_t[]){2, 4, 2}, 11);
+    gradcheck_block("nn_conv",
+                    conv((kn_conv_layer){.ndim = 3,
+                                         .channels = 2,
+                                         .kernel = {2, 1, 2},
+                                         .stride = {1, 2, 2},
+                                         .dilation = {2, 1, 1},
+                                         .output_padding = {0, 1, 0},
+                                         .transposed = true}),
+                    5, (int64_t[]){1, 3, 2, 2, 2}, 12);
     gradcheck_block(
         "nn_conv",
         conv((kn_conv_layer){.ndim = 1, .channels = 2, .kernel = {3}, .layout = KN_LAYOUT_NHWC}), 3,
@@ -384,6 +450,47 @@ static void test_deferred(void)
     kn_tensor_unref(x);
     kn_block_free(c);
 
+    /* transposed 1-D and 3-D: weight (in, out/groups, k...) from the input */
+    c = conv((kn_conv_layer){
+        .ndim = 3, .channels = 6, .kernel = {1, 2, 3}, .groups = 3, .transposed = true});
+    x = kn_tensor_ones(KN_F64, 5, (int64_t[]){2, 9, 2, 3, 4});
+    y = run(c, x);
+    w = param(c, "weight");
+    KT_CHECK(y && kn_tensor_ndim(y) == 5 && kn_tensor_dim(y, 1) == 6 && kn_tensor_dim(y, 2) == 2 &&
+                 kn_tensor_dim(y, 3) == 4 && kn_tensor_dim(y, 4) == 6,
+             "conv_transpose3d output (2, 6, 2, 4, 6)");
+    KT_CHECK(w && kn_tensor_ndim(w) == 5 && kn_tensor_dim(w, 0) == 9 && kn_tensor_dim(w, 1) == 2 &&
+                 kn_tensor_dim(w, 4) == 3,
+             "weight (9, 2, 1, 2, 3)");
+    kn_tensor_unref(y), kn_tensor_unref(x);
+    x = kn_tensor_ones(KN_F64, 4, (int64_t[]){2, 9, 3, 4});
+    kt_expect_fail("conv", run(c, x),
+                   "conv: input (2, 9, 3, 4) has 4 dims, expected 5 (N, C, D, H, W)");
+    kn_tensor_unref(x);
+    x = kn_tensor_ones(KN_F64, 5, (int64_t[]){2, 6, 2, 3, 4});
+    kt_expect_fail("conv", run(c, x), "has 6 channels, expected 9");
+    kn_tensor_unref(x);
+    kn_block_free(c);
+    c = conv((kn_conv_layer){.ndim = 1,
+                             .in_channels = 3,
+                             .channels = 2,
+                             .kernel = {3},
+                             .stride = {2},
+                             .transposed = true,
+                             .layout = KN_LAYOUT_NHWC});
+    x = kn_tensor_ones(KN_F32, 3, (int64_t[]){2, 5, 3});
+    y = run(c, x);
+    w = param(c, "weight");
+    KT_CHECK(y && kn_tensor_ndim(y) == 3 && kn_tensor_dim(y, 1) == 11 && kn_tensor_dim(y, 2) == 2,
+             "conv_transpose1d NLC output (2, 11, 2)");
+    KT_CHECK(w && kn_tensor_ndim(w) == 3 && kn_tensor_dim(w, 0) == 3 && kn_tensor_dim(w, 1) == 2,
+             "weight (3, 2, 3)");
+    kn_tensor_unref(y), kn_tensor_unref(x);
+    x = kn_tensor_ones(KN_F32, 3, (int64_t[]){2, 3, 5});
+    kt_expect_fail("conv", run(c, x), "conv: input (2, 3, 5) has 5 channels, expected 3");
+    kn_tensor_unref(x);
+    kn_block_free(c);
+
     kn_block *bnl = kn_nn_batch_norm(0, 0.1, 1e-5, KN_LAYOUT_NCHW);
     kn_block_set_training(bnl, true);
     x = kt_rand(2, (int64_t[]){6, 5}, -1, 1, 9);
@@ -414,8 +521,8 @@ static void test_deferred(void)
              kn_block_num_params(s));
     KT_OK(kn_block_hybridize(s, KN_HYBRIDIZE_OFF));
     kn_tensor *y2 = run(s, x);
-    KT_CHECK(kt_max_abs_diff(y1, y2) < 1e-12, "eager == hybridized after a traced deferred init: %g",
-             kt_max_abs_diff(y1, y2));
+    KT_CHECK(kt_max_abs_diff(y1, y2) < 1e-12,
+             "eager == hybridized after a traced deferred init: %g", kt_max_abs_diff(y1, y2));
     kn_tensor_unref(y1), kn_tensor_unref(y2), kn_tensor_unref(x);
     kn_block_free(s);
 
@@ -451,11 +558,16 @@ static void test_bad_arguments(void)
     KT_CHECK(!kn_nn_conv(&(kn_conv_layer){.ndim = 4, .channels = 2, .kernel = {1, 1, 1}}),
              "ndim 4");
     kt_expect_fail_status("nn_conv", kn_last_status(), "ndim 4 must be 1, 2 or 3");
-    KT_CHECK(
-        !kn_nn_conv(&(kn_conv_layer){.ndim = 1, .channels = 2, .kernel = {3}, .transposed = true}),
-        "transposed 1-D");
-    KT_CHECK(kn_last_status() == KN_ERR_UNSUPPORTED, "unsupported");
-    kt_expect_fail_status("nn_conv", kn_last_status(), "only available in 2-D");
+    KT_CHECK(!kn_nn_conv(&(kn_conv_layer){.ndim = 3,
+                                          .channels = 2,
+                                          .kernel = {3, 3, 3},
+                                          .stride = {2, 1, 1},
+                                          .dilation = {1, 2, 1},
+                                          .output_padding = {0, 1, 0},
+                                          .transposed = true}),
+             "transposed 3-D output_padding >= stride");
+    kt_expect_fail_status("nn_conv", kn_last_status(),
+                          "dim 1: output_padding 1 must be smaller than stride 1");
     KT_CHECK(!kn_nn_conv(&(kn_conv_layer){
                  .ndim = 2, .in_channels = 3, .channels = 4, .kernel = {3, 3}, .groups = 2}),
              "groups");

@@ -1,4 +1,4 @@
-/* layers_conv.c — the spatial layers: convolution (1/2/3-D, transposed 2-D),
+/* layers_conv.c — the spatial layers: convolution (1/2/3-D, also transposed),
  * batch norm (running statistics as state), max/avg pools and global pools,
  * in NCHW or NHWC. Sizes given as 0 are taken from the first input.
  * Relies on layers.c's helpers and the conv/pool/norm ops. */
@@ -91,10 +91,15 @@ static kn_status conv_forward(kn_block *b, int n_in, kn_tensor *const *in, int n
         p.output_padding[d] = l->output_padding[d];
     }
     kn_tensor *wt = kn__nn_param(b, "weight"), *bias = l->no_bias ? NULL : kn__nn_param(b, "bias");
-    kn_tensor *y = l->transposed  ? kn_conv_transpose2d(x, wt, bias, &p)
-                   : l->ndim == 1 ? kn_conv1d(x, wt, bias, &p)
-                   : l->ndim == 2 ? kn_conv2d(x, wt, bias, &p)
-                                  : kn_conv3d(x, wt, bias, &p);
+    kn_tensor *y;
+    if (l->transposed)
+        y = l->ndim == 1   ? kn_conv_transpose1d(x, wt, bias, &p)
+            : l->ndim == 2 ? kn_conv_transpose2d(x, wt, bias, &p)
+                           : kn_conv_transpose3d(x, wt, bias, &p);
+    else
+        y = l->ndim == 1   ? kn_conv1d(x, wt, bias, &p)
+            : l->ndim == 2 ? kn_conv2d(x, wt, bias, &p)
+                           : kn_conv3d(x, wt, bias, &p);
     if (!y) {
         char msg[512];
         snprintf(msg, sizeof msg, "%s", kn_last_error());
@@ -109,11 +114,6 @@ static kn_status conv_check(const kn_conv_layer *l)
 {
     if (l->ndim < 1 || l->ndim > 3)
         return kn__error(KN_ERR_ARG, "nn_conv: ndim %d must be 1, 2 or 3", l->ndim);
-    if (l->transposed && l->ndim != 2)
-        return kn__error(KN_ERR_UNSUPPORTED,
-                         "nn_conv: transposed convolution is only available in "
-                         "2-D (ndim %d asked for)",
-                         l->ndim);
     if (l->channels <= 0 || l->in_channels < 0)
         return kn__error(KN_ERR_ARG,
                          "nn_conv: channels %lld must be > 0 and in_channels %lld >= 0 "
@@ -136,12 +136,14 @@ static kn_status conv_check(const kn_conv_layer *l)
                              (long long)l->output_padding[d]);
         if (l->output_padding[d] && !l->transposed)
             return kn__error(KN_ERR_ARG, "nn_conv: output_padding is for transposed convolutions");
-        if (l->transposed && l->output_padding[d] >= one_if_zero(l->stride[d]) &&
-            l->output_padding[d] >= one_if_zero(l->dilation[d]))
+        /* smaller than the stride, as the conv_transpose ops require (their
+         * gradient, a strided conv, must give back the input's size) */
+        if (l->transposed && l->output_padding[d] >= one_if_zero(l->stride[d]))
             return kn__error(KN_ERR_ARG,
                              "nn_conv: dim %d: output_padding %lld must be smaller than "
-                             "stride or dilation",
-                             d, (long long)l->output_padding[d]);
+                             "stride %lld",
+                             d, (long long)l->output_padding[d],
+                             (long long)one_if_zero(l->stride[d]));
     }
     if (l->layout != KN_LAYOUT_NCHW && l->layout != KN_LAYOUT_NHWC)
         return kn__error(KN_ERR_ARG, "nn_conv: layout %d is not NCHW or NHWC", (int)l->layout);

@@ -1,5 +1,5 @@
-/* conv.c — convolution: conv1d/conv2d/conv3d (one N-d implementation),
- * conv_transpose2d, and the internal gradient ops conv_grad_input and
+/* conv.c — convolution: conv1d/conv2d/conv3d and conv_transpose1d/2d/3d
+ * (one N-d implementation), and the internal gradient ops conv_grad_input and
  * conv_grad_weight (each differentiable, written with the others). Direct
  * reference kernels over any strides, activations NCHW or NHWC, weights
  * (C_out, C_in/groups, k...). f16/bf16 compute in f32. */
@@ -920,7 +920,9 @@ static kn_status conv_grad(const kn_grad_args *ga)
 CONV_DEF(conv1d, K_CONV, 1, 3, 1u << 2, conv_schema);
 CONV_DEF(conv2d, K_CONV, 2, 3, 1u << 2, conv_schema);
 CONV_DEF(conv3d, K_CONV, 3, 3, 1u << 2, conv_schema);
+CONV_DEF(conv_transpose1d, K_TRANSPOSE, 1, 3, 1u << 2, conv_schema);
 CONV_DEF(conv_transpose2d, K_TRANSPOSE, 2, 3, 1u << 2, conv_schema);
+CONV_DEF(conv_transpose3d, K_TRANSPOSE, 3, 3, 1u << 2, conv_schema);
 CONV_DEF(conv_grad_input, K_GRAD_INPUT, 0, 2, 0, grad_schema);
 CONV_DEF(conv_grad_weight, K_GRAD_WEIGHT, 0, 2, 0, grad_schema);
 
@@ -968,9 +970,19 @@ kn_tensor *kn_conv3d(kn_tensor *x, kn_tensor *w, kn_tensor *bias, const kn_conv_
     return conv_call(&kn_op_conv3d, 3, x, w, bias, p);
 }
 
+kn_tensor *kn_conv_transpose1d(kn_tensor *x, kn_tensor *w, kn_tensor *bias, const kn_conv_params *p)
+{
+    return conv_call(&kn_op_conv_transpose1d, 1, x, w, bias, p);
+}
+
 kn_tensor *kn_conv_transpose2d(kn_tensor *x, kn_tensor *w, kn_tensor *bias, const kn_conv_params *p)
 {
     return conv_call(&kn_op_conv_transpose2d, 2, x, w, bias, p);
+}
+
+kn_tensor *kn_conv_transpose3d(kn_tensor *x, kn_tensor *w, kn_tensor *bias, const kn_conv_params *p)
+{
+    return conv_call(&kn_op_conv_transpose3d, 3, x, w, bias, p);
 }
 
 /* ------------------------------------------------ fused entry (graph layer) */

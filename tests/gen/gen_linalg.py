@@ -105,27 +105,46 @@ def conv_case(g, name, nd, x, w, b, stride, pb, pe, dil, groups, nhwc=False, gra
             g.add(name + "_gb", b.grad)
 
 
-def convt_case(g, name, x, w, b, stride, pb, pe, opad, dil, groups, nhwc=False):
-    y = F.conv_transpose2d(x, w, b, stride=stride, padding=0, output_padding=0,
-                           groups=groups, dilation=dil)
-    H = (x.shape[2] - 1) * stride[0] + dil[0] * (w.shape[2] - 1) + 1
-    W = (x.shape[3] - 1) * stride[1] + dil[1] * (w.shape[3] - 1) + 1
-    # output_padding adds rows/cols at the end that only get the bias
-    full = torch.zeros(y.shape[0], y.shape[1], H + opad[0], W + opad[1], dtype=torch.float64)
+def convt_case(g, name, x, w, b, stride, pb, pe, opad, dil, groups, nhwc=False, grads=False):
+    """conv_transpose over x.dim() - 2 spatial dims; x, w in NCHW. Any pads
+    (begin, end) by cropping the unpadded result, cross-checked with
+    PyTorch's own padding when they are symmetric."""
+    nd = x.dim() - 2
+    convt = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}[nd]
+    x = x.clone().requires_grad_(grads)
+    w = w.clone().requires_grad_(grads)
     if b is not None:
-        full += b.view(1, -1, 1, 1)
-    full[:, :, :H, :W] = y
-    y = full[:, :, pb[0]:full.shape[2] - pe[0], pb[1]:full.shape[3] - pe[1]]
-    if pb[0] == pe[0] and pb[1] == pe[1]:  # cross-check with PyTorch's own padding
-        ref = F.conv_transpose2d(x, w, b, stride=stride, padding=pb, output_padding=opad,
-                                 groups=groups, dilation=dil)
+        b = b.clone().requires_grad_(grads)
+    y = convt(x, w, b, stride=stride, padding=0, output_padding=0, groups=groups, dilation=dil)
+    sizes = [(x.shape[2 + i] - 1) * stride[i] + dil[i] * (w.shape[2 + i] - 1) + 1
+             for i in range(nd)]
+    # output_padding adds positions at the end that only get the bias
+    full = torch.zeros(y.shape[0], y.shape[1], *[sizes[i] + opad[i] for i in range(nd)],
+                       dtype=torch.float64)
+    if b is not None:
+        full = full + b.view(1, -1, *[1] * nd)
+    full[(slice(None), slice(None)) + tuple(slice(0, s) for s in sizes)] = y
+    y = full[(slice(None), slice(None)) +
+             tuple(slice(pb[i], full.shape[2 + i] - pe[i]) for i in range(nd))]
+    if list(pb) == list(pe):  # cross-check with PyTorch's own padding
+        ref = convt(x, w, b, stride=stride, padding=pb, output_padding=opad,
+                    groups=groups, dilation=dil)
         assert torch.allclose(ref, y)
-    tolay = (lambda t: t.permute(0, 2, 3, 1)) if nhwc else (lambda t: t)
+    perm = [0] + list(range(2, nd + 2)) + [1]
+    tolay = (lambda t: t.permute(*perm)) if nhwc else (lambda t: t)
     g.add(name + "_x", tolay(x))
     g.add(name + "_w", w)
     if b is not None:
         g.add(name + "_b", b)
     g.add(name + "_y", tolay(y))
+    if grads:
+        gy = rnd(*y.shape)
+        y.backward(gy)
+        g.add(name + "_gy", tolay(gy))
+        g.add(name + "_gx", tolay(x.grad))
+        g.add(name + "_gw", w.grad)
+        if b is not None:
+            g.add(name + "_gb", b.grad)
 
 
 def gen_conv():
@@ -160,6 +179,19 @@ def gen_conv():
                [2, 1], 2)
     convt_case(g, "t3", rnd(1, 2, 3, 2), rnd(2, 3, 3, 3), rnd(3), [2, 1], [0, 0], [0, 0],
                [1, 0], [1, 1], 1, nhwc=True)
+    # conv_transpose1d / conv_transpose3d, with gradients
+    convt_case(g, "t1d", rnd(2, 4, 5), rnd(4, 3, 3), rnd(3), [2], [1], [1], [1], [1], 1,
+               grads=True)
+    convt_case(g, "t1d_nlc", rnd(2, 4, 6), rnd(4, 1, 2), rnd(2), [3], [0], [2], [2], [2], 2,
+               nhwc=True, grads=True)
+    convt_case(g, "t1d_s1", rnd(2, 3, 9), rnd(3, 2, 4), None, [1], [2], [1], [0], [1], 1,
+               grads=True)
+    convt_case(g, "t3d", rnd(1, 2, 3, 2, 3), rnd(2, 3, 2, 3, 2), rnd(3), [2, 1, 2], [1, 0, 0],
+               [1, 0, 0], [1, 0, 1], [1, 2, 1], 1, grads=True)
+    convt_case(g, "t3d_ndhwc", rnd(2, 4, 2, 3, 2), rnd(4, 1, 2, 2, 3), None, [1, 2, 1],
+               [0, 1, 1], [1, 0, 1], [0, 1, 0], [2, 1, 1], 2, nhwc=True, grads=True)
+    convt_case(g, "t3d_grp", rnd(2, 6, 2, 2, 3), rnd(6, 2, 1, 2, 2), rnd(6), [1, 2, 2],
+               [0, 1, 0], [0, 0, 1], [0, 1, 1], [1, 1, 2], 3, grads=True)
     g.write("conv.h")
 
 

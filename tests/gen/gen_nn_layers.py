@@ -129,6 +129,14 @@ case("residual_sc", Residual(nn.Linear(5, 4), nn.Linear(5, 4, bias=False), ident
 # a small network
 case("seq", nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
                           nn.Flatten(), nn.Linear(4 * 3 * 3, 5)), (2, 1, 6, 6))
+# transposed convolutions in 1-D and 3-D (after the cases above, so their values stay)
+case("convt1d", nn.ConvTranspose1d(4, 3, 3, stride=2, padding=1, output_padding=1), (2, 4, 5))
+case("convt1d_nlc", nn.ConvTranspose1d(4, 6, 2, stride=3, padding=1, output_padding=2, groups=2,
+                                       dilation=2), (2, 5, 4), nhwc=True)
+case("convt3d", nn.ConvTranspose3d(2, 3, (2, 3, 2), stride=(2, 1, 2), padding=(0, 1, 1),
+                                   output_padding=(1, 0, 1)), (1, 2, 3, 2, 3))
+case("convt3d_ndhwc", Act(nn.ConvTranspose3d(4, 2, 2, stride=2, groups=2, bias=False), F.relu),
+     (2, 2, 3, 2, 4), nhwc=True)
 
 # activations, in kn_act order after NONE
 acts = [("relu", F.relu), ("relu6", F.relu6), ("leaky_relu", lambda t: F.leaky_relu(t, 0.01)),
