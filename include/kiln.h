@@ -574,6 +574,12 @@ kn_tensor *kn_tensor_map_at(const kn_tensor_map *m, int i); /* borrowed */
 kn_status kn_safetensors_save(const char *path, const kn_tensor_map *m);
 kn_tensor_map *kn_safetensors_load(const char *path);
 
+/* NumPy .npy files: one array (little-endian f32, f64, f16, i64, i32, i8,
+ * u8, bool; C order). Saving bf16 writes f32. Reads check the header and
+ * that the data matches its shape; writes are atomic. */
+kn_tensor *kn_npy_load(const char *path);
+kn_status kn_npy_save(const char *path, const kn_tensor *t);
+
 /* A graph as versioned JSON plus its parameters and constants as
  * safetensors; loading needs none of the code that built it. */
 kn_status kn_graph_save(const kn_graph *g, const char *json_path, const char *safetensors_path);

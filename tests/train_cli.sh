@@ -40,7 +40,7 @@ make_split t10k 64 '\000\000\000\100'
 
 # ---- kiln info lists the optional parts and the models
 "$kiln" info > "$dir/info.txt"
-grep -q "^optional parts: zlib (gzip datasets) \(yes\|no\), oneDNN no, ONNX no, MPI no$" "$dir/info.txt" ||
+grep -q "^optional parts: zlib (gzip datasets) \(yes\|no\), ONNX \(yes\|no\), oneDNN no, MPI no$" "$dir/info.txt" ||
     fail "info: optional parts"
 grep -q "^models: .*mlp" "$dir/info.txt" || fail "info: models"
 

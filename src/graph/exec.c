@@ -98,6 +98,9 @@ kn_status kn__plan_build(kn_graph *g)
     p->share = kn_alloc(sizeof(int32_t) * nv);
     p->fixed = kn_alloc(sizeof(kn_tensor *) * nv);
     p->slots = kn_alloc(sizeof(kn_tensor *) * nv);
+    /* zeroed at once: kn__plan_free unrefs them when a later step fails */
+    if (p->fixed) memset(p->fixed, 0, sizeof(kn_tensor *) * nv);
+    if (p->slots) memset(p->slots, 0, sizeof(kn_tensor *) * nv);
     p->static_node = kn_alloc(sizeof(bool) * nn);
     p->view_node = kn_alloc(sizeof(bool) * nn);
     p->args = kn_alloc(sizeof(kn_tensor *) * (size_t)(p->max_args + 1));
@@ -105,8 +108,6 @@ kn_status kn__plan_build(kn_graph *g)
     if (!p->last_use || !p->end || !p->offset || !p->share || !p->fixed || !p->slots || !p->static_node || !p->view_node || !p->args)
         s = kn_last_status();
     if (!s) {
-        memset(p->fixed, 0, sizeof(kn_tensor *) * nv);
-        memset(p->slots, 0, sizeof(kn_tensor *) * nv);
         compute_last_use(g, p);
         s = kn__memplan(g, p);
     }

@@ -16,6 +16,10 @@ static int usage(FILE *f)
                "       kiln graph GRAPH.json [--weights W.safetensors] --dot OUT.dot [--png OUT.png]\n"
                "       kiln summary GRAPH.json [--weights W.safetensors]\n"
                "       kiln train --model NAME --data DIR [options]   (kiln train --help)\n"
+               "       kiln run MODEL.onnx [--input X.pb|X.npy ...] --output DIR [--format pb|npy]\n"
+               "                [--batch N] [--threads T] [--profile]\n"
+               "       kiln bench MODEL.onnx [--input ...] [--batch N] [--iterations K] [--warmup W] [--threads T]\n"
+               "       kiln convert MODEL.onnx OUT.json [--batch N] | GRAPH.json OUT.onnx\n"
                "GRAPH.json and its weights come from kn_graph_save / kn_block_export; the weights\n"
                "default to the .json path with .safetensors in place of .json.\n");
     return f == stderr ? 2 : 0;
@@ -197,8 +201,9 @@ int main(int argc, char **argv)
     if (!strcmp(argv[1], "info")) {
         kn_print_info(stdout);
         /* the optional parts kiln can be built with, and which are in */
-        printf("optional parts: zlib (gzip datasets) %s, oneDNN no, ONNX no, MPI no\n",
-               kn_dataset_gzip_supported() ? "yes" : "no");
+        printf("optional parts: zlib (gzip datasets) %s, ONNX %s, oneDNN no, MPI no\n",
+               kn_dataset_gzip_supported() ? "yes" : "no", kn_onnx_supported() ? "yes" : "no");
+        if (kn_onnx_supported()) printf("onnx: opsets 7 to %d of the default domain\n", kn_onnx_max_opset());
         printf("models:");
         const char *const *names = kn_model_names();
         for (int i = 0; names && names[i]; i++)
@@ -207,6 +212,9 @@ int main(int argc, char **argv)
         return 0;
     }
     if (!strcmp(argv[1], "train")) return kiln_train(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "run")) return kiln_run(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "bench")) return kiln_bench(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "convert")) return kiln_convert(argc - 1, argv + 1);
     if (!strcmp(argv[1], "graph")) return cmd_graph(argc, argv);
     if (!strcmp(argv[1], "summary")) return cmd_summary(argc, argv);
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) return usage(stdout);

@@ -12,6 +12,12 @@
  * a runtime error, 2 for a usage error (one line on stderr). */
 int kiln_train(int argc, char **argv);
 
+/* `kiln run|bench|convert ...` on ONNX models (run.c); argv[0] is the
+ * subcommand; same exit statuses. */
+int kiln_run(int argc, char **argv);
+int kiln_bench(int argc, char **argv);
+int kiln_convert(int argc, char **argv);
+
 /* Seconds on a monotonic clock. */
 double kiln_now(void);
 

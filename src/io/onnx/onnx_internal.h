@@ -71,7 +71,9 @@ float kn__onnx_attr_float(const kn_onnx_node *n, const char *name, float def);
  * exceed max: check), or -1 when absent. */
 int kn__onnx_attr_ints(const kn_onnx_node *n, const char *name, int64_t *out, int max);
 int kn__onnx_attr_floats(const kn_onnx_node *n, const char *name, float *out, int max);
-/* A string attribute copied NUL-terminated into buf (def when absent). */
+/* A string attribute copied NUL-terminated into buf; returns buf, or def
+ * itself when the attribute is absent (buf is then left alone: use the
+ * returned pointer). */
 const char *kn__onnx_attr_string(const kn_onnx_node *n, const char *name, const char *def, char *buf,
                                  size_t size);
 /* A tensor attribute as a concrete kiln tensor (new reference), or NULL
