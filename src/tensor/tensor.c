@@ -23,10 +23,15 @@ kn_status kn__check_shape(const char *who, int ndim, const int64_t *shape)
 
 void kn__contiguous_strides(int ndim, const int64_t *shape, int64_t *strides)
 {
+    /* an empty tensor holds nothing to address: unit strides, so huge
+     * sizes beside a zero dim cannot overflow the products */
+    bool empty = false;
+    for (int i = 0; i < ndim; i++)
+        empty |= shape[i] == 0;
     int64_t s = 1;
     for (int i = ndim - 1; i >= 0; i--) {
         strides[i] = s;
-        s *= shape[i] > 0 ? shape[i] : 1;
+        if (!empty) s *= shape[i] > 0 ? shape[i] : 1;
     }
 }
 
