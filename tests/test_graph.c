@@ -957,8 +957,36 @@ static void test_elementwise_fusion(void)
     kn_graph_free(g);
 }
 
+static kn_status addmm_forward(kn_block *b, int n_in, kn_tensor *const *in, int n_out, kn_tensor **out,
+                               void *user)
+{
+    (void)n_in, (void)n_out, (void)user;
+    out[0] = kn_addmm(kn_block_param(b, "bias"), in[0], kn_block_param(b, "w"), 0.5, 2);
+    return out[0] ? KN_OK : kn_last_status();
+}
+
+/* addmm with a 1-D bias fuses into one elementwise program whose inputs
+ * have different ranks (the broadcast shape was once computed in place over
+ * its own input and lost dims). */
+static void test_fused_mixed_ranks(void)
+{
+    kn_block *b = kn_block_new("addmm", addmm_forward, NULL);
+    kn_tensor *bias = randn(1, (int64_t[]){6}, 1, 61), *w = randn(2, (int64_t[]){4, 6}, 1, 62);
+    kn_block_add_param(b, "bias", bias), kn_block_add_param(b, "w", w);
+    kn_tensor *x = randn(2, (int64_t[]){3, 4}, 1, 63), *eager = NULL, *y = NULL;
+    KT_OK(kn_block_forward(b, 1, &x, 1, &eager));
+    kn_block_hybridize(b, KN_HYBRIDIZE_ON);
+    KT_OK(kn_block_forward(b, 1, &x, 1, &y));
+    KT_CHECK(kt_max_abs_diff(y, eager) < 1e-5, "hybridized addmm == eager (%g)", kt_max_abs_diff(y, eager));
+    kn_tensor *objs[] = {bias, w, x, eager, y};
+    for (int i = 0; i < 5; i++)
+        kn_tensor_unref(objs[i]);
+    kn_block_free(b);
+}
+
 int main(void)
 {
+    KT_RUN(test_fused_mixed_ranks);
     KT_RUN(test_conv2d_fused_op);
     KT_RUN(test_bnfold_linear);
     KT_RUN(test_linear_fused_op);

@@ -391,6 +391,7 @@ kn_status kn__broadcast_shapes(const char *who, int na, const int64_t *a, int nb
                                int *nout, int64_t *out)
 {
     int n = na > nb ? na : nb;
+    int64_t res[KN_MAX_DIMS]; /* out may be a or b */
     for (int i = 0; i < n; i++) {
         int64_t da = i < n - na ? 1 : a[i - (n - na)];
         int64_t db = i < n - nb ? 1 : b[i - (n - nb)];
@@ -401,8 +402,9 @@ kn_status kn__broadcast_shapes(const char *who, int na, const int64_t *a, int nb
                              kn__shape_str(na, a, sa, sizeof sa),
                              kn__shape_str(nb, b, sb, sizeof sb), i, (long long)da, (long long)db);
         }
-        out[i] = da == 1 ? db : da;
+        res[i] = da == 1 ? db : da;
     }
+    memcpy(out, res, sizeof(int64_t) * (size_t)n);
     *nout = n;
     return KN_OK;
 }

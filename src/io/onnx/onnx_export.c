@@ -157,7 +157,7 @@ static Onnx__TensorProto *new_init(kn_ex *e, const char *name, kn_dtype dt, int 
     *raw = kn__ex_alloc(e, bytes ? bytes : 1);
     if (!t || !dims || !*raw) return NULL;
     onnx__tensor_proto__init(t);
-    memcpy(dims, shape, sizeof(int64_t) * (size_t)ndim);
+    if (ndim) memcpy(dims, shape, sizeof(int64_t) * (size_t)ndim);
     t->n_dims = (size_t)ndim, t->dims = dims;
     t->has_data_type = true, t->data_type = kn__onnx_type_of(dt);
     t->name = (char *)name;
@@ -236,6 +236,14 @@ const char *kn__ex_const_fill(kn_ex *e, kn_dtype dt, int ndim, const int64_t *sh
     return name;
 }
 
+void *kn__ex_const_raw(kn_ex *e, kn_dtype dt, int ndim, const int64_t *shape, const char **name)
+{
+    *name = kn__ex_tmp(e);
+    uint8_t *raw = NULL;
+    size_t bytes = (size_t)kn__shape_numel(ndim, shape) * kn_dtype_size(dt);
+    return new_init(e, *name, dt, ndim, shape, bytes, &raw) ? raw : NULL;
+}
+
 const char *kn__ex_const_scalar(kn_ex *e, kn_dtype dt, double v)
 {
     return kn__ex_const_fill(e, dt, 0, NULL, v);
@@ -244,7 +252,7 @@ const char *kn__ex_const_scalar(kn_ex *e, kn_dtype dt, double v)
 /* ---------------------------------------------------------------- nodes */
 static const char *op_label(const kn_ex *e)
 {
-    return e->node >= 0 ? e->g->nodes[e->node].def->name : "output";
+    return e->g->nodes[e->node].def->name;
 }
 
 Onnx__NodeProto *kn__ex_node(kn_ex *e, const char *op_type, int n_in, const char *const *in,
@@ -262,8 +270,11 @@ Onnx__NodeProto *kn__ex_node(kn_ex *e, const char *op_type, int n_in, const char
     nd->n_input = (size_t)n_in, nd->input = ins;
     nd->n_output = (size_t)n_out, nd->output = outs;
     nd->op_type = (char *)op_type;
-    nd->name = e->sub ? ex_printf(e, "%s_%d_%d", op_label(e), (int)e->node, e->sub)
-                      : ex_printf(e, "%s_%d", op_label(e), (int)e->node);
+    if (e->node < 0)
+        nd->name = ex_printf(e, "%sout_%d", e->prefix, e->sub);
+    else
+        nd->name = e->sub ? ex_printf(e, "%s_%d_%d", op_label(e), (int)e->node, e->sub)
+                          : ex_printf(e, "%s_%d", op_label(e), (int)e->node);
     e->sub++;
     push(e, (void ***)&e->nodes, &e->n_nodes, &e->cap_nodes, nd);
     return e->status ? NULL : nd;
@@ -304,7 +315,8 @@ void kn__ex_attr_float(kn_ex *e, Onnx__NodeProto *node, const char *name, double
 
 void kn__ex_attr_string(kn_ex *e, Onnx__NodeProto *node, const char *name, const char *v)
 {
-    Onnx__AttributeProto *a = new_attr(e, node, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING);
+    Onnx__AttributeProto *a =
+        new_attr(e, node, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING);
     if (a) a->has_s = true, a->s.data = (uint8_t *)v, a->s.len = strlen(v);
 }
 
@@ -313,7 +325,7 @@ void kn__ex_attr_ints(kn_ex *e, Onnx__NodeProto *node, const char *name, int n, 
     Onnx__AttributeProto *a = new_attr(e, node, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS);
     int64_t *copy = a ? kn__ex_alloc(e, sizeof(int64_t) * (size_t)(n ? n : 1)) : NULL;
     if (!copy) return;
-    memcpy(copy, v, sizeof(int64_t) * (size_t)n);
+    if (n) memcpy(copy, v, sizeof(int64_t) * (size_t)n);
     a->n_ints = (size_t)n, a->ints = copy;
 }
 
@@ -336,17 +348,35 @@ const char *kn__ex_cast(kn_ex *e, const char *x, kn_dtype from, kn_dtype to)
     return kn__ex_out(nd, 0);
 }
 
+/* Renames temporary `from` to `to` in the ONNX nodes of the kiln node
+ * being converted; false when none of them produces it. */
+static bool rename_tmp(kn_ex *e, const char *from, const char *to)
+{
+    size_t producer = e->n_nodes;
+    for (size_t i = e->first; i < e->n_nodes && producer == e->n_nodes; i++)
+        for (size_t k = 0; k < e->nodes[i]->n_output; k++)
+            if (!strcmp(e->nodes[i]->output[k], from)) {
+                e->nodes[i]->output[k] = (char *)to;
+                producer = i;
+            }
+    for (size_t i = producer + 1; i < e->n_nodes; i++)
+        for (size_t k = 0; k < e->nodes[i]->n_input; k++)
+            if (!strcmp(e->nodes[i]->input[k], from)) e->nodes[i]->input[k] = (char *)to;
+    return producer < e->n_nodes;
+}
+
 void kn__ex_finish(kn_ex *e, const char *result, const char *out)
 {
     if (e->status || !strcmp(result, out)) return;
+    for (int i = 0; i < e->n_renamed; i++) /* already renamed for another output */
+        if (!strcmp(e->renamed[i][0], result)) result = e->renamed[i][1];
     size_t plen = strlen(e->prefix);
-    bool tmp = !strncmp(result, e->prefix, plen) && result[plen] == 't';
-    Onnx__NodeProto *last = e->n_nodes ? e->nodes[e->n_nodes - 1] : NULL;
-    for (size_t k = 0; tmp && last && k < last->n_output; k++)
-        if (!strcmp(last->output[k], result)) {
-            last->output[k] = (char *)out;
-            return;
-        }
+    bool tmp = e->node >= 0 && !strncmp(result, e->prefix, plen) && result[plen] == 't';
+    if (tmp && e->n_renamed < 16 && rename_tmp(e, result, out)) {
+        e->renamed[e->n_renamed][0] = result, e->renamed[e->n_renamed][1] = out;
+        e->n_renamed++;
+        return;
+    }
     kn__ex_node(e, "Identity", 1, &result, 1, &out);
 }
 
@@ -431,7 +461,7 @@ static kn_status convert_nodes(kn_ex *e)
     for (int32_t i = 0; i < g->n_nodes && !e->status; i++) {
         const kn_gnode *n = &g->nodes[i];
         if (n->dead) continue;
-        e->node = i, e->sub = 0;
+        e->node = i, e->sub = 0, e->first = e->n_nodes, e->n_renamed = 0;
         if (n->n_in > 64 || n->n_out > 64)
             return kn__ex_fail(e, KN_ERR_UNSUPPORTED, "%d inputs and %d outputs, at most 64 each",
                                n->n_in, n->n_out);
@@ -457,9 +487,9 @@ static Onnx__GraphProto *build_graph(kn_ex *e)
         if (!e->status) e->status = kn_last_status();
         return NULL;
     }
+    e->sub = 0;
     for (int i = 0; i < g->n_outputs; i++)
         if (via_identity[i]) {
-            e->sub = 0;
             const char *x = kn__ex_value(e, g->outputs[i]);
             kn__ex_node(e, "Identity", 1, &x, 1, &onames[i]);
         }
@@ -495,7 +525,8 @@ static kn_status write_model(kn_ex *e, Onnx__GraphProto *gp, const char *path)
     size_t size = onnx__model_proto__get_packed_size(&model);
     if (size > KN_ONNX_MAX_FILE)
         return kn__error(KN_ERR_UNSUPPORTED,
-                         "onnx_export: the model is %zu bytes, more than protobuf's 2 GiB limit", size);
+                         "onnx_export: the model is %zu bytes, more than protobuf's 2 GiB limit",
+                         size);
     uint8_t *buf = kn_alloc(size ? size : 1);
     if (!buf) return kn_last_status();
     kn_status s = KN_OK;
@@ -514,14 +545,42 @@ static bool little_endian(void)
     return b == 1;
 }
 
+/* Whether g has a live composite node (an LSTM cell...) without a
+ * converter of its own, which its composition would make exportable. */
+static bool needs_expansion(const kn_graph *g)
+{
+    for (int32_t i = 0; i < g->n_nodes; i++) {
+        const kn_gnode *n = &g->nodes[i];
+        const char *why = NULL;
+        if (!n->dead && n->def->compose && !n->def->stateful && !kn__ex_find(n->def, &why) && !why)
+            return true;
+    }
+    return false;
+}
+
+static kn_status export_graph(const kn_graph *g, const char *path, int opset);
+
 kn_status kn_onnx_export(const kn_graph *g, const char *path, int opset)
+{
+    if (!g || !path || !needs_expansion(g)) return export_graph(g, path, opset);
+    /* a copy with every stateless composite replaced by its ops */
+    kn_graph *c = kn__graph_clone(g);
+    if (!c) return kn_last_status();
+    kn_status s = kn__pass_expand(c, KN_GRAPH_INFERENCE);
+    if (!s) s = export_graph(c, path, opset);
+    kn_graph_free(c);
+    return s;
+}
+
+static kn_status export_graph(const kn_graph *g, const char *path, int opset)
 {
     if (!g) return kn__error(KN_ERR_ARG, "onnx_export: graph is NULL");
     if (!path || !path[0]) return kn__error(KN_ERR_ARG, "onnx_export: path is NULL or empty");
     if (opset == 0) opset = KN_EX_MAX_OPSET;
     if (opset < KN_EX_MIN_OPSET || opset > KN_EX_MAX_OPSET)
-        return kn__error(KN_ERR_ARG, "onnx_export: opset %d is out of range, expected %d to %d (or 0)",
-                         opset, KN_EX_MIN_OPSET, KN_EX_MAX_OPSET);
+        return kn__error(KN_ERR_ARG,
+                         "onnx_export: opset %d is out of range, expected %d to %d (or 0)", opset,
+                         KN_EX_MIN_OPSET, KN_EX_MAX_OPSET);
     if (!little_endian()) return kn__error(KN_ERR_UNSUPPORTED, "onnx_export: big-endian host");
     if (g->n_outputs < 1) return kn__error(KN_ERR_ARG, "onnx_export: the graph has no outputs");
     kn_ex e = {.g = g, .opset = opset, .node = -1};

@@ -24,13 +24,16 @@ typedef struct kn_ex_chunk kn_ex_chunk;
 typedef struct kn_ex {
     const kn_graph *g;
     int opset;
-    kn_status status;    /* sticky: the first emission failure */
-    char prefix[24];     /* of every generated name: no user name starts with it */
-    int64_t n_tmp;       /* generated names so far */
-    const char **vname;  /* per kiln value: its ONNX name, NULL until needed */
-    bool *vinit;         /* per kiln value: its initializer exists */
-    int32_t node;        /* the kiln node being converted (-1: none) */
-    int sub;             /* ONNX nodes emitted for it so far */
+    kn_status status;   /* sticky: the first emission failure */
+    char prefix[24];    /* of every generated name: no user name starts with it */
+    int64_t n_tmp;      /* generated names so far */
+    const char **vname; /* per kiln value: its ONNX name, NULL until needed */
+    bool *vinit;        /* per kiln value: its initializer exists */
+    int32_t node;       /* the kiln node being converted (-1: none) */
+    int sub;            /* ONNX nodes emitted for it so far */
+    size_t first;       /* index in nodes[] of its first ONNX node */
+    int n_renamed;      /* temporaries kn__ex_finish renamed for it */
+    const char *renamed[16][2];
     Onnx__NodeProto **nodes;
     size_t n_nodes, cap_nodes;
     Onnx__TensorProto **inits;
@@ -50,7 +53,8 @@ const kn_gvalue *kn__ex_val(const kn_ex *e, int32_t v);
 const char *kn__ex_value(kn_ex *e, int32_t v);
 /* An error naming the node being converted: "onnx_export: op 'x' (node 3,
  * traced at f.c:12): <message>". Returns s. */
-kn_status kn__ex_fail(kn_ex *e, kn_status s, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+kn_status kn__ex_fail(kn_ex *e, kn_status s, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* ---------------------------------------------------------------- nodes
  * A node of op_type with inputs in[] ("" for an omitted optional input) and
@@ -67,16 +71,20 @@ void kn__ex_attr_ints(kn_ex *e, Onnx__NodeProto *node, const char *name, int n, 
 /* One-output shorthands: the output's name. */
 const char *kn__ex_op1(kn_ex *e, const char *op_type, const char *x);
 const char *kn__ex_op2(kn_ex *e, const char *op_type, const char *a, const char *b);
-/* Makes `out` hold the value named `result`: renames the last emitted
- * node's output when it produced result, else emits an Identity. */
+/* Makes `out` hold the value named `result`: renames result, a temporary
+ * of the node being converted, to out (in the ONNX node producing it and in
+ * those reading it), else emits an Identity. */
 void kn__ex_finish(kn_ex *e, const char *result, const char *out);
 
 /* ---------------------------------------------------------------- constants
  * Initializers made by the exporter (fresh names). */
 const char *kn__ex_const_ints(kn_ex *e, int n, const int64_t *v); /* 1-D int64 */
-const char *kn__ex_const_scalar(kn_ex *e, kn_dtype dt, double v);  /* 0-d */
+const char *kn__ex_const_scalar(kn_ex *e, kn_dtype dt, double v); /* 0-d */
 /* A tensor of the given shape filled with v. */
 const char *kn__ex_const_fill(kn_ex *e, kn_dtype dt, int ndim, const int64_t *shape, double v);
+/* A fresh zeroed initializer whose data the caller fills (*name gets its
+ * name); NULL on failure. */
+void *kn__ex_const_raw(kn_ex *e, kn_dtype dt, int ndim, const int64_t *shape, const char **name);
 /* x as dtype `to` (x itself when from == to). */
 const char *kn__ex_cast(kn_ex *e, const char *x, kn_dtype from, kn_dtype to);
 

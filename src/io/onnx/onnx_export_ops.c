@@ -11,33 +11,49 @@
 
 #include <math.h>
 
+#define KN_EX_PI 3.14159265358979323846
+
 /* ---------------------------------------------------------------- helpers */
 #define IN(k) kn__ex_val(e, n->in[k])
 #define OUT(k) kn__ex_val(e, n->out[k])
-#define K(v) ((int64_t)(v))
-#define CONST_I(...) kn__ex_const_ints(e, (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (int64_t[]){__VA_ARGS__})
+#define CONST_I(...)                                                                               \
+    kn__ex_const_ints(e, (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)),                \
+                      (int64_t[]){__VA_ARGS__})
 
-static int64_t attr_int(const kn_gnode *n, const char *name, int64_t def)
+/* A node's attr by its schema name; a name the op lacks is an internal
+ * error (sticky), so a renamed attr cannot be read as its default. */
+static const void *attr(kn_ex *e, const kn_gnode *n, const char *name)
 {
-    const int64_t *p = kn__node_attr(n, name);
+    const void *p = kn__node_attr(n, name);
+    if (!p && !e->status)
+        e->status = kn__ex_fail(e, KN_ERR_INTERNAL, "op '%s' has no attr '%s'", n->def->name, name);
+    return p;
+}
+static int64_t attr_int_(kn_ex *e, const kn_gnode *n, const char *name, int64_t def)
+{
+    const int64_t *p = attr(e, n, name);
     return p ? *p : def;
 }
-static double attr_float(const kn_gnode *n, const char *name, double def)
+static double attr_float_(kn_ex *e, const kn_gnode *n, const char *name, double def)
 {
-    const double *p = kn__node_attr(n, name);
+    const double *p = attr(e, n, name);
     return p ? *p : def;
 }
-static bool attr_bool(const kn_gnode *n, const char *name)
+static bool attr_bool_(kn_ex *e, const kn_gnode *n, const char *name)
 {
-    const bool *p = kn__node_attr(n, name);
+    const bool *p = attr(e, n, name);
     return p && *p;
 }
-static const kn_ints *attr_ints(const kn_gnode *n, const char *name)
+static const kn_ints *attr_ints_(kn_ex *e, const kn_gnode *n, const char *name)
 {
     static const kn_ints none;
-    const kn_ints *p = kn__node_attr(n, name);
+    const kn_ints *p = attr(e, n, name);
     return p ? p : &none;
 }
+#define attr_int(n, name, def) attr_int_(e, n, name, def)
+#define attr_float(n, name, def) attr_float_(e, n, name, def)
+#define attr_bool(n, name) attr_bool_(e, n, name)
+#define attr_ints(n, name) attr_ints_(e, n, name)
 static int64_t ints_at(const kn_ints *v, int i, int64_t def)
 {
     return i < v->n ? v->v[i] : def;
@@ -142,7 +158,8 @@ static const char *add_scalar(kn_ex *e, const char *x, kn_dtype dt, double c)
 }
 static const char *clip(kn_ex *e, const char *x, kn_dtype dt, double lo, double hi)
 {
-    const char *in[3] = {x, isfinite(lo) ? scalar(e, dt, lo) : "", isfinite(hi) ? scalar(e, dt, hi) : ""};
+    const char *in[3] = {x, isfinite(lo) ? scalar(e, dt, lo) : "",
+                         isfinite(hi) ? scalar(e, dt, hi) : ""};
     return out0(node1(e, "Clip", 3, in));
 }
 static const char *gelu(kn_ex *e, const char *x, kn_dtype dt, bool tanh_form)
@@ -178,11 +195,20 @@ static const char *ew_unary(kn_ex *e, const kn_op_def *d, double alpha, double b
         const kn_op_def *def;
         const char *onnx;
     } direct[] = {
-        {&kn_op_neg, "Neg"},   {&kn_op_exp, "Exp"},         {&kn_op_log, "Log"},
-        {&kn_op_abs, "Abs"},   {&kn_op_sign, "Sign"},       {&kn_op_sqrt, "Sqrt"},
-        {&kn_op_sin, "Sin"},   {&kn_op_cos, "Cos"},         {&kn_op_tan, "Tan"},
-        {&kn_op_tanh, "Tanh"}, {&kn_op_sigmoid, "Sigmoid"}, {&kn_op_erf, "Erf"},
-        {&kn_op_reciprocal, "Reciprocal"}, {&kn_op_softsign, "Softsign"},
+        {&kn_op_neg, "Neg"},
+        {&kn_op_exp, "Exp"},
+        {&kn_op_log, "Log"},
+        {&kn_op_abs, "Abs"},
+        {&kn_op_sign, "Sign"},
+        {&kn_op_sqrt, "Sqrt"},
+        {&kn_op_sin, "Sin"},
+        {&kn_op_cos, "Cos"},
+        {&kn_op_tan, "Tan"},
+        {&kn_op_tanh, "Tanh"},
+        {&kn_op_sigmoid, "Sigmoid"},
+        {&kn_op_erf, "Erf"},
+        {&kn_op_reciprocal, "Reciprocal"},
+        {&kn_op_softsign, "Softsign"},
     };
     for (size_t i = 0; i < sizeof direct / sizeof *direct; i++)
         if (d == direct[i].def) return kn__ex_op1(e, direct[i].onnx, x);
@@ -260,10 +286,12 @@ static const char *atan2_(kn_ex *e, const char *y, const char *x, kn_dtype dt)
 {
     const char *q = kn__ex_op1(e, "Atan", kn__ex_op2(e, "Div", y, x));
     const char *zero = scalar(e, dt, 0);
-    const char *w1[3] = {kn__ex_op2(e, "Less", y, zero), scalar(e, dt, -M_PI), scalar(e, dt, M_PI)};
+    const char *w1[3] = {kn__ex_op2(e, "Less", y, zero), scalar(e, dt, -KN_EX_PI),
+                         scalar(e, dt, KN_EX_PI)};
     const char *w2[3] = {kn__ex_op2(e, "Less", x, zero), out0(node1(e, "Where", 3, w1)), zero};
     const char *r = kn__ex_op2(e, "Add", q, out0(node1(e, "Where", 3, w2)));
-    const char *origin = kn__ex_op2(e, "And", kn__ex_op2(e, "Equal", x, zero), kn__ex_op2(e, "Equal", y, zero));
+    const char *origin =
+        kn__ex_op2(e, "And", kn__ex_op2(e, "Equal", x, zero), kn__ex_op2(e, "Equal", y, zero));
     const char *w3[3] = {origin, zero, r};
     return out0(node1(e, "Where", 3, w3));
 }
@@ -308,7 +336,8 @@ static const char *ew_binary(kn_ex *e, const kn_op_def *d, const char *a, kn_dty
     return "";
 }
 
-static kn_status cv_unary(kn_ex *e, const kn_gnode *n, const char *const *in, const char *const *out)
+static kn_status cv_unary(kn_ex *e, const kn_gnode *n, const char *const *in,
+                          const char *const *out)
 {
     double alpha = 0, beta = 0;
     if (n->attrs && n->def->attrs_size == sizeof(kn_unary_attrs)) {
@@ -318,16 +347,21 @@ static kn_status cv_unary(kn_ex *e, const kn_gnode *n, const char *const *in, co
     return done(e, ew_unary(e, n->def, alpha, beta, in[0], IN(0)->dtype, OUT(0)->dtype), out[0]);
 }
 
-static kn_status cv_binary(kn_ex *e, const kn_gnode *n, const char *const *in, const char *const *out)
+static kn_status cv_binary(kn_ex *e, const kn_gnode *n, const char *const *in,
+                           const char *const *out)
 {
-    return done(e, ew_binary(e, n->def, in[0], IN(0)->dtype, IN(0)->ndim, in[1], IN(1)->dtype, IN(1)->ndim, OUT(0)->dtype),
+    return done(e,
+                ew_binary(e, n->def, in[0], IN(0)->dtype, IN(0)->ndim, in[1], IN(1)->dtype,
+                          IN(1)->ndim, OUT(0)->dtype),
                 out[0]);
 }
 
-static kn_status cv_where(kn_ex *e, const kn_gnode *n, const char *const *in, const char *const *out)
+static kn_status cv_where(kn_ex *e, const kn_gnode *n, const char *const *in,
+                          const char *const *out)
 {
     kn_dtype dt = OUT(0)->dtype;
-    const char *w[3] = {kn__ex_cast(e, in[0], IN(0)->dtype, KN_BOOL), kn__ex_cast(e, in[1], IN(1)->dtype, dt),
+    const char *w[3] = {kn__ex_cast(e, in[0], IN(0)->dtype, KN_BOOL),
+                        kn__ex_cast(e, in[1], IN(1)->dtype, dt),
                         kn__ex_cast(e, in[2], IN(2)->dtype, dt)};
     return done(e, out0(node1(e, "Where", 3, w)), out[0]);
 }
@@ -345,7 +379,8 @@ static int broadcast(int na, const int64_t *a, int nb, const int64_t *b, int64_t
 
 /* fused_elementwise: its program step by step (all f32); an Expand when
  * the last step reads only inputs smaller than the output. */
-static kn_status cv_fused(kn_ex *e, const kn_gnode *n, const char *const *in, const char *const *out)
+static kn_status cv_fused(kn_ex *e, const kn_gnode *n, const char *const *in,
+                          const char *const *out)
 {
     const kn_fused_attrs *at = n->attrs;
     if (at->registry != kn__registry_fingerprint())
@@ -370,7 +405,8 @@ static kn_status cv_fused(kn_ex *e, const kn_gnode *n, const char *const *in, co
             xs[k] = step ? shape[r - KN_FUSED_STEP_REF] : IN(r)->shape;
         }
         if (!d || !kn__fusable_op(d))
-            return kn__ex_fail(e, KN_ERR_ARG, "fused step %d: op %d is not fusable", j, (int)st->op);
+            return kn__ex_fail(e, KN_ERR_ARG, "fused step %d: op %d is not fusable", j,
+                               (int)st->op);
         if (d->n_in == 1) {
             res[j] = ew_unary(e, d, st->alpha, st->beta, x[0], KN_F32, KN_F32);
             nd[j] = xn[0];
@@ -383,7 +419,8 @@ static kn_status cv_fused(kn_ex *e, const kn_gnode *n, const char *const *in, co
     if (e->status) return e->status;
     int last = at->n_steps - 1;
     const char *r = res[last];
-    if (nd[last] != OUT(0)->ndim || memcmp(shape[last], OUT(0)->shape, sizeof(int64_t) * (size_t)nd[last]))
+    if (nd[last] != OUT(0)->ndim ||
+        memcmp(shape[last], OUT(0)->shape, sizeof(int64_t) * (size_t)nd[last]))
         r = kn__ex_op2(e, "Expand", r, kn__ex_const_ints(e, OUT(0)->ndim, OUT(0)->shape));
     return done(e, r, out[0]);
 }
@@ -392,12 +429,12 @@ static kn_status cv_fused(kn_ex *e, const kn_gnode *n, const char *const *in, co
 static const char *activate(kn_ex *e, const char *x, kn_dtype dt, int64_t act)
 {
     static const kn_op_def *const defs[] = {
-        [KN_ACT_RELU] = &kn_op_relu,     [KN_ACT_RELU6] = &kn_op_relu6,
-        [KN_ACT_GELU] = &kn_op_gelu,     [KN_ACT_GELU_TANH] = &kn_op_gelu_tanh,
-        [KN_ACT_SILU] = &kn_op_silu,     [KN_ACT_SIGMOID] = &kn_op_sigmoid,
-        [KN_ACT_TANH] = &kn_op_tanh,     [KN_ACT_LEAKY_RELU] = &kn_op_leaky_relu,
-        [KN_ACT_ELU] = &kn_op_elu,       [KN_ACT_SOFTPLUS] = &kn_op_softplus,
-        [KN_ACT_MISH] = &kn_op_mish,     [KN_ACT_HARDSWISH] = &kn_op_hard_swish,
+        [KN_ACT_RELU] = &kn_op_relu, [KN_ACT_RELU6] = &kn_op_relu6,
+        [KN_ACT_GELU] = &kn_op_gelu, [KN_ACT_GELU_TANH] = &kn_op_gelu_tanh,
+        [KN_ACT_SILU] = &kn_op_silu, [KN_ACT_SIGMOID] = &kn_op_sigmoid,
+        [KN_ACT_TANH] = &kn_op_tanh, [KN_ACT_LEAKY_RELU] = &kn_op_leaky_relu,
+        [KN_ACT_ELU] = &kn_op_elu,   [KN_ACT_SOFTPLUS] = &kn_op_softplus,
+        [KN_ACT_MISH] = &kn_op_mish, [KN_ACT_HARDSWISH] = &kn_op_hard_swish,
     };
     if (act == KN_ACT_NONE) return x;
     if (act < 0 || act >= (int64_t)(sizeof defs / sizeof *defs) || !defs[act]) {
@@ -419,10 +456,12 @@ static const char *swap_last(kn_ex *e, const char *x, int rank)
     return transpose(e, x, rank, perm);
 }
 
-static kn_status cv_matmul(kn_ex *e, const kn_gnode *n, const char *const *in, const char *const *out)
+static kn_status cv_matmul(kn_ex *e, const kn_gnode *n, const char *const *in,
+                           const char *const *out)
 {
     kn_dtype dt = OUT(0)->dtype;
-    const char *a = kn__ex_cast(e, in[0], IN(0)->dtype, dt), *b = kn__ex_cast(e, in[1], IN(1)->dtype, dt);
+    const char *a = kn__ex_cast(e, in[0], IN(0)->dtype, dt),
+               *b = kn__ex_cast(e, in[1], IN(1)->dtype, dt);
     if (attr_bool(n, "transpose_a") && IN(0)->ndim >= 2) a = swap_last(e, a, IN(0)->ndim);
     if (attr_bool(n, "transpose_b") && IN(1)->ndim >= 2) b = swap_last(e, b, IN(1)->ndim);
     return done(e, kn__ex_op2(e, "MatMul", a, b), out[0]);
@@ -441,7 +480,8 @@ static const char *linear(kn_ex *e, const char *x, int xnd, const char *w, const
     return bias ? kn__ex_op2(e, "Add", y, bias) : y;
 }
 
-static kn_status cv_linear(kn_ex *e, const kn_gnode *n, const char *const *in, const char *const *out)
+static kn_status cv_linear(kn_ex *e, const kn_gnode *n, const char *const *in,
+                           const char *const *out)
 {
     const char *y = linear(e, in[0], IN(0)->ndim, in[1], in[2]);
     if (n->def == &kn_op_linear_fused) {
@@ -451,7 +491,8 @@ static kn_status cv_linear(kn_ex *e, const kn_gnode *n, const char *const *in, c
     return done(e, y, out[0]);
 }
 
-static kn_status cv_addmm(kn_ex *e, const kn_gnode *n, const char *const *in, const char *const *out)
+static kn_status cv_addmm(kn_ex *e, const kn_gnode *n, const char *const *in,
+                          const char *const *out)
 {
     const char *g[3] = {in[1], in[2], in[0]};
     Onnx__NodeProto *nd = node1(e, "Gemm", 3, g);
@@ -467,7 +508,7 @@ typedef struct conv_geom {
     bool pad_same, transpose;
 } conv_geom;
 
-static void geom_from_attrs(const kn_gnode *n, int nsp, bool transpose, conv_geom *g)
+static void geom_from_attrs(kn_ex *e, const kn_gnode *n, int nsp, bool transpose, conv_geom *g)
 {
     memset(g, 0, sizeof *g);
     g->nsp = nsp, g->transpose = transpose;
@@ -504,7 +545,8 @@ static const char *conv(kn_ex *e, conv_geom *g, const char *x, const kn_gvalue *
     int rank = xv->ndim, nsp = g->nsp;
     bool nhwc = g->layout == KN_LAYOUT_NHWC;
     if (rank != nsp + 2 || wv->ndim != nsp + 2) {
-        kn__ex_fail(e, KN_ERR_SHAPE, "input rank %d and weight rank %d, expected %d", rank, wv->ndim, nsp + 2);
+        kn__ex_fail(e, KN_ERR_SHAPE, "input rank %d and weight rank %d, expected %d", rank,
+                    wv->ndim, nsp + 2);
         return "";
     }
     int64_t kernel[3], pads[6];
@@ -534,18 +576,20 @@ static const char *conv(kn_ex *e, conv_geom *g, const char *x, const kn_gvalue *
 static kn_status cv_conv(kn_ex *e, const kn_gnode *n, const char *const *in, const char *const *out)
 {
     const kn_op_def *d = n->def;
-    bool tr = d == &kn_op_conv_transpose1d || d == &kn_op_conv_transpose2d || d == &kn_op_conv_transpose3d;
+    bool tr = d == &kn_op_conv_transpose1d || d == &kn_op_conv_transpose2d ||
+              d == &kn_op_conv_transpose3d;
     int nsp = d == &kn_op_conv1d || d == &kn_op_conv_transpose1d   ? 1
               : d == &kn_op_conv2d || d == &kn_op_conv_transpose2d ? 2
                                                                    : 3;
     conv_geom g;
-    geom_from_attrs(n, nsp, tr, &g);
+    geom_from_attrs(e, n, nsp, tr, &g);
     return done(e, conv(e, &g, in[0], IN(0), in[1], IN(1), in[2]), out[0]);
 }
 
 /* conv2d_fused: Conv (+ bias) + residual, then the activation. Its attrs
  * open with the kn_conv_params of the plain convolution (conv_fused.c). */
-static kn_status cv_conv_fused(kn_ex *e, const kn_gnode *n, const char *const *in, const char *const *out)
+static kn_status cv_conv_fused(kn_ex *e, const kn_gnode *n, const char *const *in,
+                               const char *const *out)
 {
     conv_geom g;
     geom_from_params((const kn_conv_params *)n->attrs, &g);
@@ -555,6 +599,31 @@ static kn_status cv_conv_fused(kn_ex *e, const kn_gnode *n, const char *const *i
 }
 
 /* ================================================================ pooling */
+/* Per output position (1, 1, out...): the window size over the window
+ * cells inside the input and its padding (pads begin, and pad_end at the
+ * end), the factor turning an average over whole windows into kiln's. */
+static const char *pool_count_fix(kn_ex *e, kn_dtype dt, int nsp, const int64_t *in,
+                                  const int64_t *out, const int64_t *k, const int64_t *s,
+                                  const int64_t *pads, const int64_t *pad_end)
+{
+    int64_t shape[5] = {1, 1}, numel = 1, whole = 1;
+    for (int i = 0; i < nsp; i++)
+        shape[2 + i] = out[i], numel *= out[i], whole *= k[i];
+    const char *name;
+    uint8_t *raw = kn__ex_const_raw(e, dt, nsp + 2, shape, &name);
+    for (int64_t p = 0; raw && p < numel; p++) {
+        int64_t rem = p, cells = 1;
+        for (int i = nsp - 1; i >= 0; i--) {
+            int64_t o = rem % out[i], start = o * s[i] - pads[i], end = start + k[i];
+            rem /= out[i];
+            if (end > in[i] + pad_end[i]) end = in[i] + pad_end[i];
+            cells *= end - start;
+        }
+        kn__store(dt, raw + (size_t)p * kn_dtype_size(dt), (double)whole / (double)cells);
+    }
+    return name;
+}
+
 static kn_status cv_pool(kn_ex *e, const kn_gnode *n, const char *const *in, const char *const *out)
 {
     const kn_gvalue *xv = IN(0);
@@ -568,38 +637,60 @@ static kn_status cv_pool(kn_ex *e, const kn_gnode *n, const char *const *in, con
         pads[i] = ints_at(attr_ints(n, "pad_begin"), i, 0);
         pads[nsp + i] = ints_at(attr_ints(n, "pad_end"), i, 0);
     }
+    /* ceil mode as kiln (and PyTorch) count it: no window starting in the
+     * right padding. Where the padding adds nothing (max, or an average
+     * over real elements only), pad the end up to the output kiln has in
+     * floor mode instead, which ONNX runtimes agree on. */
+    bool ceil = attr_bool(n, "ceil_mode"), include = !max && attr_bool(n, "count_include_pad");
+    int64_t in_sz[3], out_sz[3], pad_end[3];
+    bool padded = false;
+    for (int i = 0; i < nsp; i++) {
+        in_sz[i] = xv->shape[nhwc ? 1 + i : 2 + i], out_sz[i] = OUT(0)->shape[nhwc ? 1 + i : 2 + i];
+        int64_t need = (out_sz[i] - 1) * stride[i] + kernel[i] - in_sz[i] - pads[i];
+        pad_end[i] = pads[nsp + i];
+        if (ceil && need > pads[nsp + i]) pads[nsp + i] = need, padded = true;
+    }
     const char *x = nhwc ? to_nchw(e, in[0], rank) : in[0];
     Onnx__NodeProto *nd = node1(e, max ? "MaxPool" : "AveragePool", 1, &x);
     kn__ex_attr_ints(e, nd, "kernel_shape", nsp, kernel);
     kn__ex_attr_ints(e, nd, "strides", nsp, stride);
     kn__ex_attr_ints(e, nd, "pads", 2 * nsp, pads);
-    if (attr_bool(n, "ceil_mode")) kn__ex_attr_int(e, nd, "ceil_mode", 1);
-    if (!max) kn__ex_attr_int(e, nd, "count_include_pad", attr_bool(n, "count_include_pad"));
-    return done(e, nhwc ? to_nhwc(e, out0(nd), rank) : out0(nd), out[0]);
+    if (!max) kn__ex_attr_int(e, nd, "count_include_pad", include);
+    const char *y = out0(nd);
+    if (include && padded) /* kiln counts no window cell past the right padding */
+        y = kn__ex_op2(
+            e, "Mul", y,
+            pool_count_fix(e, xv->dtype, nsp, in_sz, out_sz, kernel, stride, pads, pad_end));
+    return done(e, nhwc ? to_nhwc(e, y, rank) : y, out[0]);
 }
 
-static kn_status cv_global_pool(kn_ex *e, const kn_gnode *n, const char *const *in, const char *const *out)
+static kn_status cv_global_pool(kn_ex *e, const kn_gnode *n, const char *const *in,
+                                const char *const *out)
 {
     int rank = IN(0)->ndim;
     bool nhwc = attr_int(n, "layout", 0) == KN_LAYOUT_NHWC;
     const char *x = nhwc ? to_nchw(e, in[0], rank) : in[0];
-    const char *y = kn__ex_op1(e, n->def == &kn_op_global_max_pool ? "GlobalMaxPool" : "GlobalAveragePool", x);
+    const char *y =
+        kn__ex_op1(e, n->def == &kn_op_global_max_pool ? "GlobalMaxPool" : "GlobalAveragePool", x);
     return done(e, nhwc ? to_nhwc(e, y, rank) : y, out[0]);
 }
 
 /* Adaptive pools: global when the output is 1x1, a plain pool when the
  * output divides the input (equal bins), else no ONNX form. */
-static kn_status cv_adaptive_pool(kn_ex *e, const kn_gnode *n, const char *const *in, const char *const *out)
+static kn_status cv_adaptive_pool(kn_ex *e, const kn_gnode *n, const char *const *in,
+                                  const char *const *out)
 {
-    bool nhwc = attr_int(n, "layout", 0) == KN_LAYOUT_NHWC, max = n->def == &kn_op_adaptive_max_pool2d;
+    bool nhwc = attr_int(n, "layout", 0) == KN_LAYOUT_NHWC,
+         max = n->def == &kn_op_adaptive_max_pool2d;
     const kn_ints *os = attr_ints(n, "out_size");
     int64_t h = IN(0)->shape[nhwc ? 1 : 2], w = IN(0)->shape[nhwc ? 2 : 3];
     int64_t oh = ints_at(os, 0, 1), ow = ints_at(os, 1, 1);
     if (oh < 1 || ow < 1 || h % oh || w % ow)
-        return kn__ex_fail(e, KN_ERR_UNSUPPORTED,
-                           "input %lldx%lld to output %lldx%lld: ONNX has adaptive pooling only for "
-                           "output sizes that divide the input", (long long)h, (long long)w, (long long)oh,
-                           (long long)ow);
+        return kn__ex_fail(
+            e, KN_ERR_UNSUPPORTED,
+            "input %lldx%lld to output %lldx%lld: ONNX has adaptive pooling only for "
+            "output sizes that divide the input",
+            (long long)h, (long long)w, (long long)oh, (long long)ow);
     const char *x = nhwc ? to_nchw(e, in[0], 4) : in[0], *y;
     if (oh == 1 && ow == 1) {
         y = kn__ex_op1(e, max ? "GlobalMaxPool" : "GlobalAveragePool", x);
@@ -613,12 +704,16 @@ static kn_status cv_adaptive_pool(kn_ex *e, const kn_gnode *n, const char *const
     return done(e, nhwc ? to_nhwc(e, y, 4) : y, out[0]);
 }
 
-static kn_status cv_upsample(kn_ex *e, const kn_gnode *n, const char *const *in, const char *const *out)
+static kn_status cv_upsample(kn_ex *e, const kn_gnode *n, const char *const *in,
+                             const char *const *out)
 {
-    bool nhwc = attr_int(n, "layout", 0) == KN_LAYOUT_NHWC, nearest = n->def == &kn_op_upsample_nearest2d;
+    bool nhwc = attr_int(n, "layout", 0) == KN_LAYOUT_NHWC,
+         nearest = n->def == &kn_op_upsample_nearest2d;
     const kn_gvalue *yv = OUT(0);
-    int64_t sizes[4] = {yv->shape[0], yv->shape[nhwc ? 3 : 1], yv->shape[nhwc ? 1 : 2], yv->shape[nhwc ? 2 : 3]};
-    const char *r[4] = {nhwc ? to_nchw(e, in[0], 4) : in[0], "", "", kn__ex_const_ints(e, 4, sizes)};
+    int64_t sizes[4] = {yv->shape[0], yv->shape[nhwc ? 3 : 1], yv->shape[nhwc ? 1 : 2],
+                        yv->shape[nhwc ? 2 : 3]};
+    const char *r[4] = {nhwc ? to_nchw(e, in[0], 4) : in[0], "", "",
+                        kn__ex_const_ints(e, 4, sizes)};
     Onnx__NodeProto *nd = node1(e, "Resize", 4, r);
     if (nearest) { /* src = floor(dst * in / out) */
         kn__ex_attr_string(e, nd, "mode", "nearest");
@@ -673,7 +768,8 @@ static bool trailing(const bool *mask, int rank, int *n)
 /* LayerNormalization (opset 17) over the last n dims; outputs y, mean, rstd
  * (any may be NULL for a fresh name). */
 static Onnx__NodeProto *layer_norm17(kn_ex *e, const char *x, const kn_gvalue *xv, int n_axes,
-                                     const char *gamma, const char *beta, double eps, const char *const *outs)
+                                     const char *gamma, const char *beta, double eps,
+                                     const char *const *outs)
 {
     if (!gamma) gamma = kn__ex_const_fill(e, xv->dtype, n_axes, xv->shape + xv->ndim - n_axes, 1.0);
     const char *in[3] = {x, gamma, beta ? beta : ""};
@@ -683,7 +779,8 @@ static Onnx__NodeProto *layer_norm17(kn_ex *e, const char *x, const kn_gvalue *x
     return nd;
 }
 
-static kn_status cv_normalize(kn_ex *e, const kn_gnode *n, const char *const *in, const char *const *out)
+static kn_status cv_normalize(kn_ex *e, const kn_gnode *n, const char *const *in,
+                              const char *const *out)
 {
     const kn_gvalue *xv = IN(0);
     const kn_ints *ax = attr_ints(n, "axes");
@@ -691,7 +788,8 @@ static kn_status cv_normalize(kn_ex *e, const kn_gnode *n, const char *const *in
     double eps = attr_float(n, "eps", 1e-5);
     for (int i = 0; i < ax->n; i++) {
         int64_t a = norm_axis(ax->v[i], xv->ndim);
-        if (a < 0 || a >= xv->ndim) return kn__ex_fail(e, KN_ERR_ARG, "axis %lld out of range", (long long)ax->v[i]);
+        if (a < 0 || a >= xv->ndim)
+            return kn__ex_fail(e, KN_ERR_ARG, "axis %lld out of range", (long long)ax->v[i]);
         mask[a] = true;
     }
     int nt;
@@ -707,7 +805,8 @@ static kn_status cv_normalize(kn_ex *e, const kn_gnode *n, const char *const *in
     return e->status;
 }
 
-static kn_status cv_layer_norm(kn_ex *e, const kn_gnode *n, const char *const *in, const char *const *out)
+static kn_status cv_layer_norm(kn_ex *e, const kn_gnode *n, const char *const *in,
+                               const char *const *out)
 {
     const kn_gvalue *xv = IN(0);
     const kn_ints *ax = attr_ints(n, "axes");
@@ -715,7 +814,8 @@ static kn_status cv_layer_norm(kn_ex *e, const kn_gnode *n, const char *const *i
     double eps = attr_float(n, "eps", 1e-5);
     bool rms = n->def == &kn_op_rms_norm;
     const char *beta = !rms && n->n_in > 2 ? in[2] : NULL;
-    if (na < 1 || na > xv->ndim) return kn__ex_fail(e, KN_ERR_ARG, "n_axes %d for %d dims", na, xv->ndim);
+    if (na < 1 || na > xv->ndim)
+        return kn__ex_fail(e, KN_ERR_ARG, "n_axes %d for %d dims", na, xv->ndim);
     if (!rms && e->opset >= 17) {
         const char *outs[3] = {out[0], NULL, NULL};
         layer_norm17(e, in[0], xv, na, in[1], beta, eps, outs);
@@ -740,7 +840,8 @@ static const char *per_channel(kn_ex *e, const char *p, const kn_gvalue *xv)
     return reshape(e, p, xv->ndim - 1, shape);
 }
 
-static kn_status cv_group_norm(kn_ex *e, const kn_gnode *n, const char *const *in, const char *const *out)
+static kn_status cv_group_norm(kn_ex *e, const kn_gnode *n, const char *const *in,
+                               const char *const *out)
 {
     const kn_gvalue *xv = IN(0);
     double eps = attr_float(n, "eps", 1e-5);
@@ -753,7 +854,9 @@ static kn_status cv_group_norm(kn_ex *e, const kn_gnode *n, const char *const *i
         return done(e, out0(nd), out[0]);
     }
     int64_t groups = n->def == &kn_op_instance_norm ? c : attr_int(n, "groups", 1);
-    if (groups < 1 || c % groups) return kn__ex_fail(e, KN_ERR_ARG, "%lld groups for %lld channels", (long long)groups, (long long)c);
+    if (groups < 1 || c % groups)
+        return kn__ex_fail(e, KN_ERR_ARG, "%lld groups for %lld channels", (long long)groups,
+                           (long long)c);
     int64_t rest = c / groups;
     for (int d = 2; d < xv->ndim; d++)
         rest *= xv->shape[d];
@@ -767,13 +870,16 @@ static kn_status cv_group_norm(kn_ex *e, const kn_gnode *n, const char *const *i
     return done(e, y, out[0]);
 }
 
-static kn_status cv_batch_norm(kn_ex *e, const kn_gnode *n, const char *const *in, const char *const *out)
+static kn_status cv_batch_norm(kn_ex *e, const kn_gnode *n, const char *const *in,
+                               const char *const *out)
 {
     const kn_gvalue *xv = IN(0);
     if (attr_bool(n, "training"))
-        return kn__ex_fail(e, KN_ERR_UNSUPPORTED, "batch_norm in training mode (batch statistics) has no "
-                                                  "inference form: compile the graph for inference");
-    if (!in[3] || !in[4]) return kn__ex_fail(e, KN_ERR_ARG, "batch_norm without running statistics");
+        return kn__ex_fail(e, KN_ERR_UNSUPPORTED,
+                           "batch_norm in training mode (batch statistics) has no "
+                           "inference form: compile the graph for inference");
+    if (!in[3] || !in[4])
+        return kn__ex_fail(e, KN_ERR_ARG, "batch_norm without running statistics");
     bool nhwc = attr_int(n, "layout", 0) == KN_LAYOUT_NHWC;
     int rank = xv->ndim;
     int64_t c = xv->shape[nhwc ? rank - 1 : 1];
@@ -790,7 +896,8 @@ static kn_status cv_batch_norm(kn_ex *e, const kn_gnode *n, const char *const *i
     return done(e, nhwc ? to_nhwc(e, out0(nd), rank) : out0(nd), out[0]);
 }
 
-static kn_status cv_softmax(kn_ex *e, const kn_gnode *n, const char *const *in, const char *const *out)
+static kn_status cv_softmax(kn_ex *e, const kn_gnode *n, const char *const *in,
+                            const char *const *out)
 {
     Onnx__NodeProto *nd = node1(e, n->def == &kn_op_softmax ? "Softmax" : "LogSoftmax", 1, &in[0]);
     kn__ex_attr_int(e, nd, "axis", norm_axis(attr_int(n, "axis", -1), IN(0)->ndim));
@@ -798,16 +905,19 @@ static kn_status cv_softmax(kn_ex *e, const kn_gnode *n, const char *const *in, 
 }
 
 /* dropout at inference: the identity (and a mask keeping everything). */
-static kn_status cv_dropout(kn_ex *e, const kn_gnode *n, const char *const *in, const char *const *out)
+static kn_status cv_dropout(kn_ex *e, const kn_gnode *n, const char *const *in,
+                            const char *const *out)
 {
     kn__ex_finish(e, in[0], out[0]);
-    if (n->n_out > 1) kn__ex_finish(e, kn__ex_const_fill(e, OUT(1)->dtype, OUT(1)->ndim, OUT(1)->shape, 1), out[1]);
+    if (n->n_out > 1)
+        kn__ex_finish(e, kn__ex_const_fill(e, OUT(1)->dtype, OUT(1)->ndim, OUT(1)->shape, 1),
+                      out[1]);
     return e->status;
 }
 
 /* ================================================================ reductions */
 /* The reduced axes of attr "axes" (none given: all), sorted. */
-static int reduce_axes(const kn_gnode *n, int rank, int64_t *axes)
+static int reduce_axes(kn_ex *e, const kn_gnode *n, int rank, int64_t *axes)
 {
     const kn_ints *a = attr_ints(n, "axes");
     bool mask[KN_MAX_DIMS] = {false};
@@ -821,17 +931,19 @@ static int reduce_axes(const kn_gnode *n, int rank, int64_t *axes)
     return k;
 }
 
-static kn_status cv_reduce(kn_ex *e, const kn_gnode *n, const char *const *in, const char *const *out)
+static kn_status cv_reduce(kn_ex *e, const kn_gnode *n, const char *const *in,
+                           const char *const *out)
 {
     const kn_gvalue *xv = IN(0);
     kn_dtype dt = OUT(0)->dtype;
     const kn_op_def *d = n->def;
     int64_t axes[KN_MAX_DIMS];
-    int na = reduce_axes(n, xv->ndim, axes);
+    int na = reduce_axes(e, n, xv->ndim, axes);
     bool keep = attr_bool(n, "keepdim");
     if (d == &kn_op_all || d == &kn_op_any) { /* over truth values as int32 */
         const char *b = kn__ex_cast(e, kn__ex_cast(e, in[0], xv->dtype, KN_BOOL), KN_BOOL, KN_I32);
-        const char *r = na ? reduce(e, d == &kn_op_all ? "ReduceMin" : "ReduceMax", b, na, axes, keep) : b;
+        const char *r =
+            na ? reduce(e, d == &kn_op_all ? "ReduceMin" : "ReduceMax", b, na, axes, keep) : b;
         return done(e, kn__ex_cast(e, r, KN_I32, KN_BOOL), out[0]);
     }
     const char *x = kn__ex_cast(e, in[0], xv->dtype, dt);
@@ -846,12 +958,12 @@ static kn_status cv_reduce(kn_ex *e, const kn_gnode *n, const char *const *in, c
         const char *var = kn__ex_op2(e, "Div", ss, scalar(e, dt, denom));
         return done(e, d == &kn_op_std ? kn__ex_op1(e, "Sqrt", var) : var, out[0]);
     }
-    const char *op = d == &kn_op_sum    ? "ReduceSum"
-                     : d == &kn_op_mean ? "ReduceMean"
-                     : d == &kn_op_prod ? "ReduceProd"
-                     : d == &kn_op_max  ? "ReduceMax"
-                     : d == &kn_op_min  ? "ReduceMin"
-                     : d == &kn_op_logsumexp ? "ReduceLogSumExp"
+    const char *op = d == &kn_op_sum            ? "ReduceSum"
+                     : d == &kn_op_mean         ? "ReduceMean"
+                     : d == &kn_op_prod         ? "ReduceProd"
+                     : d == &kn_op_max          ? "ReduceMax"
+                     : d == &kn_op_min          ? "ReduceMin"
+                     : d == &kn_op_logsumexp    ? "ReduceLogSumExp"
                      : attr_int(n, "p", 2) == 1 ? "ReduceL1"
                                                 : "ReduceL2";
     return done(e, reduce(e, op, x, na, axes, keep), out[0]);
@@ -865,10 +977,12 @@ static kn_status cv_arg(kn_ex *e, const kn_gnode *n, const char *const *in, cons
     return done(e, kn__ex_cast(e, out0(nd), KN_I64, OUT(0)->dtype), out[0]);
 }
 
-static kn_status cv_cumsum(kn_ex *e, const kn_gnode *n, const char *const *in, const char *const *out)
+static kn_status cv_cumsum(kn_ex *e, const kn_gnode *n, const char *const *in,
+                           const char *const *out)
 {
-    const char *c[2] = {kn__ex_cast(e, in[0], IN(0)->dtype, OUT(0)->dtype),
-                        kn__ex_const_scalar(e, KN_I64, (double)norm_axis(attr_int(n, "axis", 0), IN(0)->ndim))};
+    const char *c[2] = {
+        kn__ex_cast(e, in[0], IN(0)->dtype, OUT(0)->dtype),
+        kn__ex_const_scalar(e, KN_I64, (double)norm_axis(attr_int(n, "axis", 0), IN(0)->ndim))};
     Onnx__NodeProto *nd = node1(e, "CumSum", 2, c);
     if (attr_bool(n, "reverse")) kn__ex_attr_int(e, nd, "reverse", 1);
     return done(e, out0(nd), out[0]);
@@ -883,8 +997,10 @@ static kn_status cv_topk(kn_ex *e, const kn_gnode *n, const char *const *in, con
     int64_t k = topk ? attr_int(n, "k", 1) : xv->ndim ? xv->shape[axis] : 1;
     bool largest = topk ? attr_bool(n, "largest") : attr_bool(n, "descending");
     const char *t[2] = {in[0], CONST_I(k)};
-    const char *outs[2] = {n->def == &kn_op_argsort ? NULL : out[0],
-                           n->def == &kn_op_argsort ? out[0] : n->n_out > 1 ? out[1] : NULL};
+    const char *outs[2] = {n->def == &kn_op_argsort ? NULL : out[0], n->def == &kn_op_argsort
+                                                                         ? out[0]
+                                                                     : n->n_out > 1 ? out[1]
+                                                                                    : NULL};
     Onnx__NodeProto *nd = kn__ex_node(e, "TopK", 2, t, 2, outs);
     kn__ex_attr_int(e, nd, "axis", axis);
     kn__ex_attr_int(e, nd, "largest", largest);
@@ -893,12 +1009,14 @@ static kn_status cv_topk(kn_ex *e, const kn_gnode *n, const char *const *in, con
 }
 
 /* ================================================================ shape */
-static kn_status cv_reshape(kn_ex *e, const kn_gnode *n, const char *const *in, const char *const *out)
+static kn_status cv_reshape(kn_ex *e, const kn_gnode *n, const char *const *in,
+                            const char *const *out)
 {
     return done(e, reshape(e, in[0], OUT(0)->ndim, OUT(0)->shape), out[0]);
 }
 
-static kn_status cv_identity(kn_ex *e, const kn_gnode *n, const char *const *in, const char *const *out)
+static kn_status cv_identity(kn_ex *e, const kn_gnode *n, const char *const *in,
+                             const char *const *out)
 {
     (void)n;
     return done(e, in[0], out[0]);
@@ -909,21 +1027,25 @@ static kn_status cv_cast(kn_ex *e, const kn_gnode *n, const char *const *in, con
     return done(e, kn__ex_cast(e, in[0], IN(0)->dtype, OUT(0)->dtype), out[0]);
 }
 
-static kn_status cv_expand(kn_ex *e, const kn_gnode *n, const char *const *in, const char *const *out)
+static kn_status cv_expand(kn_ex *e, const kn_gnode *n, const char *const *in,
+                           const char *const *out)
 {
-    return done(e, kn__ex_op2(e, "Expand", in[0], kn__ex_const_ints(e, OUT(0)->ndim, OUT(0)->shape)), out[0]);
+    return done(e,
+                kn__ex_op2(e, "Expand", in[0], kn__ex_const_ints(e, OUT(0)->ndim, OUT(0)->shape)),
+                out[0]);
 }
 
-static kn_status cv_squeeze(kn_ex *e, const kn_gnode *n, const char *const *in, const char *const *out)
+static kn_status cv_squeeze(kn_ex *e, const kn_gnode *n, const char *const *in,
+                            const char *const *out)
 {
     const kn_gvalue *xv = IN(0);
     int64_t axes[KN_MAX_DIMS];
     int na = 0;
     if (n->def == &kn_op_unsqueeze) {
-        axes[0] = norm_axis(attr_int(n, "axis0", 0), xv->ndim + 1);
+        axes[0] = norm_axis(attr_int(n, "axis", 0), xv->ndim + 1);
         return done(e, unsqueeze(e, in[0], 1, axes), out[0]);
     }
-    const kn_ints *a = attr_ints(n, "shape"); /* squeeze's axes */
+    const kn_ints *a = attr_ints(n, "axes");
     for (int d = 0; d < xv->ndim; d++) {
         bool listed = a->n == 0;
         for (int i = 0; i < a->n; i++)
@@ -933,7 +1055,8 @@ static kn_status cv_squeeze(kn_ex *e, const kn_gnode *n, const char *const *in, 
     return done(e, na ? squeeze(e, in[0], na, axes) : in[0], out[0]);
 }
 
-static kn_status cv_permute(kn_ex *e, const kn_gnode *n, const char *const *in, const char *const *out)
+static kn_status cv_permute(kn_ex *e, const kn_gnode *n, const char *const *in,
+                            const char *const *out)
 {
     int rank = IN(0)->ndim;
     int64_t perm[KN_MAX_DIMS];
@@ -944,14 +1067,16 @@ static kn_status cv_permute(kn_ex *e, const kn_gnode *n, const char *const *in, 
         for (int d = 0; d < rank && d < p->n; d++)
             perm[d] = norm_axis(p->v[d], rank);
     } else {
-        int64_t a = norm_axis(attr_int(n, "axis0", 0), rank), b = norm_axis(attr_int(n, "axis1", 0), rank);
+        int64_t a = norm_axis(attr_int(n, "axis0", 0), rank),
+                b = norm_axis(attr_int(n, "axis1", 0), rank);
         perm[a] = b, perm[b] = a;
     }
     return done(e, rank ? transpose(e, in[0], rank, perm) : in[0], out[0]);
 }
 
 /* slice, narrow: one axis, start normalized and clamped as kiln does. */
-static kn_status cv_slice(kn_ex *e, const kn_gnode *n, const char *const *in, const char *const *out)
+static kn_status cv_slice(kn_ex *e, const kn_gnode *n, const char *const *in,
+                          const char *const *out)
 {
     const kn_gvalue *xv = IN(0);
     int64_t axis = norm_axis(attr_int(n, "axis", 0), xv->ndim), dim = xv->shape[axis];
@@ -965,11 +1090,12 @@ static kn_status cv_slice(kn_ex *e, const kn_gnode *n, const char *const *in, co
     return done(e, out0(node1(e, "Slice", 5, s)), out[0]);
 }
 
-static kn_status cv_concat(kn_ex *e, const kn_gnode *n, const char *const *in, const char *const *out)
+static kn_status cv_concat(kn_ex *e, const kn_gnode *n, const char *const *in,
+                           const char *const *out)
 {
     const char *xs[64];
     bool stack = n->def == &kn_op_stack;
-    int64_t axis = norm_axis(attr_int(n, "axis0", 0), OUT(0)->ndim);
+    int64_t axis = norm_axis(attr_int(n, "axis", 0), OUT(0)->ndim);
     for (int k = 0; k < n->n_in; k++) {
         xs[k] = kn__ex_cast(e, in[k], IN(k)->dtype, OUT(0)->dtype);
         if (stack) xs[k] = unsqueeze(e, xs[k], 1, &axis);
@@ -980,7 +1106,8 @@ static kn_status cv_concat(kn_ex *e, const kn_gnode *n, const char *const *in, c
 }
 
 /* split, chunk: Split with the sizes the outputs have. */
-static kn_status cv_split(kn_ex *e, const kn_gnode *n, const char *const *in, const char *const *out)
+static kn_status cv_split(kn_ex *e, const kn_gnode *n, const char *const *in,
+                          const char *const *out)
 {
     int64_t axis = norm_axis(attr_int(n, "axis", 0), IN(0)->ndim), sizes[64];
     for (int k = 0; k < n->n_out; k++)
@@ -1001,9 +1128,13 @@ static kn_status cv_pad(kn_ex *e, const kn_gnode *n, const char *const *in, cons
     }
     int64_t mode = attr_int(n, "mode", KN_PAD_CONSTANT);
     const char *p[3] = {in[0], kn__ex_const_ints(e, 2 * xv->ndim, pads),
-                        mode == KN_PAD_CONSTANT ? scalar(e, xv->dtype, attr_float(n, "value", 0)) : ""};
+                        mode == KN_PAD_CONSTANT ? scalar(e, xv->dtype, attr_float(n, "value", 0))
+                                                : ""};
     Onnx__NodeProto *nd = node1(e, "Pad", mode == KN_PAD_CONSTANT ? 3 : 2, p);
-    kn__ex_attr_string(e, nd, "mode", mode == KN_PAD_REFLECT ? "reflect" : mode == KN_PAD_EDGE ? "edge" : "constant");
+    kn__ex_attr_string(e, nd, "mode",
+                       mode == KN_PAD_REFLECT ? "reflect"
+                       : mode == KN_PAD_EDGE  ? "edge"
+                                              : "constant");
     return done(e, out0(nd), out[0]);
 }
 
@@ -1023,7 +1154,8 @@ static kn_status cv_tile(kn_ex *e, const kn_gnode *n, const char *const *in, con
 }
 
 /* numpy.repeat along an axis: unsqueeze after it, expand, merge. */
-static kn_status cv_repeat(kn_ex *e, const kn_gnode *n, const char *const *in, const char *const *out)
+static kn_status cv_repeat(kn_ex *e, const kn_gnode *n, const char *const *in,
+                           const char *const *out)
 {
     const kn_gvalue *xv = IN(0);
     int64_t axis = norm_axis(attr_int(n, "axis", 0), xv->ndim), shape[KN_MAX_DIMS + 1];
@@ -1041,11 +1173,12 @@ static const char *indices(kn_ex *e, const char *idx, kn_dtype dt)
     return dt == KN_I32 || dt == KN_I64 ? idx : kn__ex_cast(e, idx, dt, KN_I64);
 }
 
-static kn_status cv_gather(kn_ex *e, const kn_gnode *n, const char *const *in, const char *const *out)
+static kn_status cv_gather(kn_ex *e, const kn_gnode *n, const char *const *in,
+                           const char *const *out)
 {
     const kn_op_def *d = n->def;
     bool emb = d == &kn_op_embedding;
-    const char *x = emb ? in[0] : in[0], *idx = indices(e, in[1], IN(1)->dtype);
+    const char *x = in[0], *idx = indices(e, in[1], IN(1)->dtype);
     int64_t axis = d == &kn_op_take || emb ? 0 : norm_axis(attr_int(n, "axis", 0), IN(0)->ndim);
     if (d == &kn_op_take) x = reshape(e, x, 1, (int64_t[]){-1});
     const char *g[2] = {x, idx};
@@ -1054,43 +1187,46 @@ static kn_status cv_gather(kn_ex *e, const kn_gnode *n, const char *const *in, c
     return done(e, out0(nd), out[0]);
 }
 
-static kn_status cv_scatter(kn_ex *e, const kn_gnode *n, const char *const *in, const char *const *out)
+static kn_status cv_scatter(kn_ex *e, const kn_gnode *n, const char *const *in,
+                            const char *const *out)
 {
     bool add = n->def == &kn_op_scatter_add;
     if (add && e->opset < 16)
-        return kn__ex_fail(e, KN_ERR_UNSUPPORTED, "scatter_add needs ScatterElements' reduction, from opset 16 (asked %d)", e->opset);
-    const char *s[3] = {in[0], indices(e, in[1], IN(1)->dtype), kn__ex_cast(e, in[2], IN(2)->dtype, IN(0)->dtype)};
+        return kn__ex_fail(e, KN_ERR_UNSUPPORTED,
+                           "scatter_add needs ScatterElements' reduction, from opset 16 (asked %d)",
+                           e->opset);
+    const char *s[3] = {in[0], indices(e, in[1], IN(1)->dtype),
+                        kn__ex_cast(e, in[2], IN(2)->dtype, IN(0)->dtype)};
     Onnx__NodeProto *nd = node1(e, "ScatterElements", 3, s);
     kn__ex_attr_int(e, nd, "axis", norm_axis(attr_int(n, "axis", 0), IN(0)->ndim));
     if (add) kn__ex_attr_string(e, nd, "reduction", "add");
     return done(e, out0(nd), out[0]);
 }
 
-static kn_status cv_one_hot(kn_ex *e, const kn_gnode *n, const char *const *in, const char *const *out)
+static kn_status cv_one_hot(kn_ex *e, const kn_gnode *n, const char *const *in,
+                            const char *const *out)
 {
     kn_dtype dt = OUT(0)->dtype;
     int64_t two = 2;
-    const char *values = kn__ex_const_fill(e, dt, 1, &two, 0);
-    /* values = [0, 1]: write the 1 into the fresh initializer */
-    if (!e->status) {
-        Onnx__TensorProto *t = e->inits[e->n_inits - 1];
-        size_t es = kn_dtype_size(dt);
-        if (kn_dtype_is_float(dt) || dt == KN_BOOL)
-            kn__store(dt, t->raw_data.data + es, 1.0);
-        else
-            kn__store_i64(dt, t->raw_data.data + es, 1);
-    }
-    const char *o[3] = {indices(e, in[0], IN(0)->dtype), kn__ex_const_scalar(e, KN_I64, (double)attr_int(n, "depth", 1)),
-                        values};
+    const char *values;
+    uint8_t *raw = kn__ex_const_raw(e, dt, 1, &two, &values); /* [0, 1] */
+    if (raw && (kn_dtype_is_float(dt) || dt == KN_BOOL))
+        kn__store(dt, raw + kn_dtype_size(dt), 1.0);
+    else if (raw)
+        kn__store_i64(dt, raw + kn_dtype_size(dt), 1);
+    const char *o[3] = {indices(e, in[0], IN(0)->dtype),
+                        kn__ex_const_scalar(e, KN_I64, (double)attr_int(n, "depth", 1)), values};
     Onnx__NodeProto *nd = node1(e, "OneHot", 3, o);
     kn__ex_attr_int(e, nd, "axis", -1);
     return done(e, out0(nd), out[0]);
 }
 
-static kn_status cv_masked_fill(kn_ex *e, const kn_gnode *n, const char *const *in, const char *const *out)
+static kn_status cv_masked_fill(kn_ex *e, const kn_gnode *n, const char *const *in,
+                                const char *const *out)
 {
     kn_dtype dt = OUT(0)->dtype;
-    const char *w[3] = {kn__ex_cast(e, in[1], IN(1)->dtype, KN_BOOL), scalar(e, dt, attr_float(n, "value", 0)),
+    const char *w[3] = {kn__ex_cast(e, in[1], IN(1)->dtype, KN_BOOL),
+                        scalar(e, dt, attr_float(n, "value", 0)),
                         kn__ex_cast(e, in[0], IN(0)->dtype, dt)};
     return done(e, out0(node1(e, "Where", 3, w)), out[0]);
 }
