@@ -26,6 +26,14 @@ grep -q "^latency  median .* ms  p90 .* ms" "$dir/bench.txt"
 grep -q "^throughput " "$dir/bench.txt"
 "$kiln" convert "$data/node/test_matmul_2d/model.onnx" "$dir/mm.json" > /dev/null
 "$kiln" summary "$dir/mm.json" | grep -q "matmul"
+# and back: the kiln graph exported to ONNX gives the test's expected output
+mm=$data/node/test_matmul_2d
+"$kiln" convert "$dir/mm.json" "$dir/mm.onnx" > /dev/null
+"$kiln" run "$dir/mm.onnx" --input "$mm/test_data_set_0/input_0.pb" --input "$mm/test_data_set_0/input_1.pb" \
+    --output "$dir/mm" --format npy > /dev/null
+"$kiln" run "$mm/model.onnx" --input "$mm/test_data_set_0/input_0.pb" --input "$mm/test_data_set_0/input_1.pb" \
+    --output "$dir/mm_ref" --format npy > /dev/null
+cmp "$dir/mm/output_0.npy" "$dir/mm_ref/output_0.npy" || { echo "round trip through ONNX changed the output"; exit 1; }
 # errors: one line, status 1 (runtime) or 2 (usage)
 expect() { # STATUS TEXT CMD...
     want=$1 text=$2
