@@ -8,9 +8,27 @@
  * (tests/fuzz/make_seed_onnx.sh copies seeds from the ONNX test data). */
 #include "kiln.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* A model may legitimately ask for a huge tensor (Expand, Tile, ConstantOfShape
+ * to billions of elements); kiln then fails with "out of memory". Here an
+ * allocator capped at 256 MiB makes that failure happen at once instead of
+ * tripping libFuzzer's malloc limit. */
+enum { CAP_BYTES = 256 << 20 };
+static void *capped_alloc(size_t size, size_t align, void *user)
+{
+    (void)user;
+    if (size > CAP_BYTES) return NULL;
+    return aligned_alloc(align, (size + align - 1) / align * align);
+}
+static void capped_free(void *p, void *user)
+{
+    (void)user;
+    free(p);
+}
 
 enum { MAX_IO = 16, MAX_NUMEL = 4096 };
 
@@ -47,6 +65,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static bool once;
     if (!once) {
+        static const kn_allocator capped = {capped_alloc, capped_free, NULL};
+        kn_set_allocator(&capped);
         kn_set_num_threads(1);
         once = true;
     }
