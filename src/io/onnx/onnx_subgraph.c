@@ -9,7 +9,10 @@
 #include "../../tensor/tensor.h"
 
 /* Most Loop iterations unrolled into one graph. */
-#define MAX_ITERATIONS 100000
+/* Unrolling limits: iterations, and iterations x body nodes (each unrolled
+ * node is traced and kept in the graph). */
+#define MAX_ITERATIONS 10000
+#define MAX_UNROLLED_NODES 20000
 
 /* ---------------------------------------------------------------- scopes */
 struct kn_onnx_scope {
@@ -344,10 +347,12 @@ kn_status kn__onnx_convert_loop(kn_onnx_node *n)
     for (int k = 0; !s && k < ls.n_scan; k++)
         if (!(ls.scans[k] = kn_alloc(sizeof(kn_tensor *) * (size_t)cap))) s = kn_last_status();
     bool cond = c != 0;
+    int64_t per = body->n_node > 0 ? (int64_t)body->n_node : 1;
     while (!s && ls.iterations < max && cond) {
-        if (ls.iterations >= MAX_ITERATIONS) {
-            s = kn__onnx_fail(n, KN_ERR_UNSUPPORTED, "more than %d iterations to unroll",
-                              MAX_ITERATIONS);
+        if (ls.iterations >= MAX_ITERATIONS || (ls.iterations + 1) * per > MAX_UNROLLED_NODES) {
+            s = kn__onnx_fail(n, KN_ERR_UNSUPPORTED,
+                              "more than %d iterations or %d unrolled nodes (body of %lld nodes)",
+                              MAX_ITERATIONS, MAX_UNROLLED_NODES, (long long)per);
             break;
         }
         if (ls.iterations == cap) { /* room for more scan outputs */
