@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.." || exit 1
 "$py" bench/hybridize.py "$build" || echo "bench: hybridize failed"
 "$py" bench/resnet50.py "$build" 1 5 || echo "bench: resnet50 failed"
 sh bench/train_fashion.sh "$build" || echo "bench: train_fashion failed"
+bench/setup_ort.sh && "$py" bench/onnx.py --build "$build" || echo "bench: onnx failed"
 for b in kernels conv norm eltwise gemm_s8; do
     if [ -x "$build/bench_$b" ]; then "$build/bench_$b" || echo "bench: $b failed"; fi
 done

@@ -2,6 +2,7 @@
 #include "harness.h"
 
 #include <stdlib.h>
+#include <sys/stat.h>
 
 int kt_failures, kt_checks;
 const char *kt_current = "";
@@ -272,4 +273,16 @@ double kt_max_abs_diff(const kn_tensor *a, const kn_tensor *b)
         d = fmax(d, fabs(va[i] - vb[i]));
     free(va);
     return d;
+}
+
+bool kt_is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+bool kt_is_file(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }

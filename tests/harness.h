@@ -54,6 +54,9 @@ bool kt_check_array(const char *op, const kn_tensor *t, const kt_array *expected
 /* The largest |a - b| over the elements (read as f64); INFINITY when a or
  * b is NULL or their sizes differ. */
 double kt_max_abs_diff(const kn_tensor *a, const kn_tensor *b);
+/* Whether path names a directory / a regular file. */
+bool kt_is_dir(const char *path);
+bool kt_is_file(const char *path);
 /* Bitwise equality of two tensors (same dtype and shape). */
 bool kt_equal_bits(const kn_tensor *a, const kn_tensor *b);
 

@@ -11,7 +11,7 @@
  * in a child process (a crash or a hang is that test's failure) unless
  * --no-fork. --write-expected rewrites the list with every passing test
  * (tests outside FILTER keep their entries). */
-#include "kiln.h"
+#include "harness.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -47,17 +47,6 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static bool is_dir(const char *p)
-{
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-static bool is_file(const char *p)
-{
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
-}
 
 /* Sorted names in dir starting with prefix; *n gets their count. */
 static char **list_dir(const char *dir, const char *prefix, int *n)
@@ -316,7 +305,7 @@ static int read_tensors(const char *dir, const char *name, kn_tensor **ts, int m
     char path[1024];
     for (; n < max; n++) {
         snprintf(path, sizeof path, "%s/%s_%d.pb", dir, name, n);
-        if (!is_file(path)) break;
+        if (!kt_is_file(path)) break;
         ts[n] = kn_onnx_read_tensor(path, NULL, 0);
         if (!ts[n] && strstr(kn_last_error(), "UINT16")) {
             char msg[600];
@@ -568,7 +557,7 @@ int main(int argc, char **argv)
         printf("SKIP: kiln was built without ONNX support\n");
         return 0;
     }
-    if (!is_dir(data)) {
+    if (!kt_is_dir(data)) {
         printf("SKIP: no ONNX test data in %s (install libonnx-testdata)\n", data);
         return 0;
     }
@@ -584,7 +573,7 @@ int main(int argc, char **argv)
             char path[256], test_dir[800];
             snprintf(path, sizeof path, "%s/%s", suites[s], tests[t]);
             snprintf(test_dir, sizeof test_dir, "%s/%s", dir, tests[t]);
-            if (!strstr(path, filter) || !is_dir(test_dir)) continue;
+            if (!strstr(path, filter) || !kt_is_dir(test_dir)) continue;
             if (n == cap) {
                 result *more = realloc(rs, sizeof *rs * (size_t)(cap *= 2));
                 if (!more) break;

@@ -177,6 +177,13 @@ static kn_status cv_pow(kn_onnx_node *n)
     if (dt == KN_BOOL || kn_tensor_dtype(b) == KN_BOOL)
         return kn__onnx_fail(n, KN_ERR_DTYPE, "bool operands are not supported");
     tmps s = {0};
+    /* x^2 with a constant exponent (LayerNorm as exported at opset < 17:
+     * Pow(x - mean, 2)) is x * x, the same bits and far cheaper than pow;
+     * b's size-1 dims broadcast into a's shape when b has no more dims */
+    double e = 0;
+    if (kn_dtype_is_float(dt) && !kn_tensor_is_symbolic(b) && kn_tensor_numel(b) == 1 &&
+        kn_tensor_ndim(b) <= kn_tensor_ndim(a) && kn_tensor_item(b, &e) == KN_OK && e == 2.0)
+        return set_out(n, kn_mul(a, a));
     if (!kn_dtype_is_float(dt) && is_float_dtype(b)) {
         a = cast_to(&s, a, KN_F64);
         b = cast_to(&s, b, KN_F64);
@@ -792,6 +799,25 @@ static kn_status cv_cumsum(kn_onnx_node *n)
 }
 
 /* ======================================================= linear algebra */
+/* a (..., m, k) · b (k, n) as one (prod(...)·m, k) · (k, n) product: kn_matmul
+ * would run it as a batch of m-row products that each stream all of b (an
+ * exported Transformer's (seq, batch, hidden) projections have m = batch,
+ * often 1). The reshape is a view when a's leading dims merge (a copy
+ * otherwise, still far cheaper than the batch). */
+static kn_status matmul_folded(kn_onnx_node *n, kn_tensor *a, kn_tensor *b)
+{
+    int nd = kn_tensor_ndim(a);
+    int64_t shape[KN_MAX_DIMS];
+    memcpy(shape, kn_tensor_shape(a), sizeof(int64_t) * (size_t)nd);
+    int64_t rows[2] = {1, shape[nd - 1]};
+    for (int d = 0; d < nd - 1; d++)
+        rows[0] *= shape[d];
+    tmps s = {0};
+    kn_tensor *y = K(kn_matmul(K(kn_reshape(a, 2, rows)), b));
+    shape[nd - 1] = kn_tensor_dim(b, 1);
+    return done(n, &s, y ? K(kn_reshape(y, nd, shape)) : NULL);
+}
+
 /* MatMul with numpy semantics; integer operands go through f64 (exact
  * while sums stay below 2^53). */
 static kn_status cv_matmul(kn_onnx_node *n)
@@ -802,6 +828,9 @@ static kn_status cv_matmul(kn_onnx_node *n)
     if (kn_tensor_ndim(a) < 1 || kn_tensor_ndim(b) < 1)
         return kn__onnx_fail(n, KN_ERR_SHAPE, "operands must have at least 1 dim");
     kn_dtype dt = kn_tensor_dtype(a);
+    if (kn_dtype_is_float(dt) && kn_tensor_dtype(b) == dt && kn_tensor_ndim(a) >= 3 &&
+        kn_tensor_ndim(b) == 2)
+        return matmul_folded(n, a, b);
     if (kn_dtype_is_float(dt) && kn_tensor_dtype(b) == dt) return set_out(n, kn_matmul(a, b));
     if (dt == KN_BOOL || kn_tensor_dtype(b) != dt)
         return kn__onnx_fail(n, KN_ERR_DTYPE, "operands are %s and %s", kn_dtype_name(dt),
