@@ -482,14 +482,24 @@ static kn_status cv_prelu(kn_onnx_node *n)
 /* Clip: min/max attributes before opset 11, optional inputs after. Constant
  * bounds use kiln's clip; graph values use maximum/minimum (same order: a
  * min above max gives max). */
+/* Clip with known bounds; [0, 6] and [0, inf) on floats become relu6 and
+ * relu, which the graph passes fuse into a preceding conv or GEMM. */
+static kn_tensor *clip_known(kn_tensor *x, double lo, double hi)
+{
+    bool fl = kn_dtype_is_float(kn_tensor_dtype(x));
+    if (fl && lo == 0 && hi == 6) return kn_relu6(x);
+    if (fl && lo == 0 && isinf(hi) && hi > 0) return kn_relu(x);
+    return kn_clip(x, lo, hi);
+}
+
 static kn_status cv_clip(kn_onnx_node *n)
 {
     kn_status st = need_inputs(n, 1);
     if (st) return st;
     kn_tensor *x = n->in[0];
     if (n->opset < 11)
-        return set_out(n, kn_clip(x, kn__onnx_attr_float(n, "min", -INFINITY),
-                                  kn__onnx_attr_float(n, "max", INFINITY)));
+        return set_out(n, clip_known(x, kn__onnx_attr_float(n, "min", -INFINITY),
+                                     kn__onnx_attr_float(n, "max", INFINITY)));
     kn_tensor *lo = n->n_in > 1 ? n->in[1] : NULL, *hi = n->n_in > 2 ? n->in[2] : NULL;
     bool lo_c = !lo || kn__onnx_is_const(lo), hi_c = !hi || kn__onnx_is_const(hi);
     for (int i = 1; i < 3 && i < n->n_in; i++)
@@ -500,7 +510,7 @@ static kn_status cv_clip(kn_onnx_node *n)
         double l = -INFINITY, h = INFINITY;
         if (lo && (st = kn_tensor_item(lo, &l))) return st;
         if (hi && (st = kn_tensor_item(hi, &h))) return st;
-        return set_out(n, kn_clip(x, l, h));
+        return set_out(n, clip_known(x, l, h));
     }
     tmps s = {0};
     kn_tensor *r = x;
