@@ -15,9 +15,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* A model may legitimately ask for a huge tensor (Expand, Tile, ConstantOfShape
  * to billions of elements); kiln then fails with "out of memory". Here an
- * allocator capped at 256 MiB makes that failure happen at once instead of
+ * allocator capped at 64 MiB makes that failure happen at once instead of
  * tripping libFuzzer's malloc limit. */
-enum { CAP_BYTES = 256 << 20 };
+enum { CAP_BYTES = 64 << 20 };
 static void *capped_alloc(size_t size, size_t align, void *user)
 {
     (void)user;
