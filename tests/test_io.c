@@ -142,15 +142,9 @@ static void test_safetensors_corrupt(void)
     const char *good = tmp_path("good.safetensors");
     kn_safetensors_save(good, m);
     kn_tensor_map_free(m);
-    char *all;
     size_t len;
-    FILE *f = fopen(good, "rb");
-    fseek(f, 0, SEEK_END);
-    len = (size_t)ftell(f);
-    rewind(f);
-    all = malloc(len);
-    KT_CHECK(fread(all, 1, len, f) == len, "read back");
-    fclose(f);
+    char *all = kt_read_file(good, &len);
+    KT_CHECK(all != NULL, "read back");
     int rejected = 0;
     for (size_t cut = 0; cut < len; cut++) {
         write_bytes(path, all, cut);
@@ -232,18 +226,6 @@ static void test_graph_round_trip(void)
     kn_tensor_unref(x), kn_tensor_unref(y), kn_tensor_unref(y2);
 }
 
-static char *read_text(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    rewind(f);
-    char *s = calloc(1, (size_t)n + 1);
-    if (fread(s, 1, (size_t)n, f) != (size_t)n) s[0] = 0;
-    fclose(f);
-    return s;
-}
-
 /* Replaces the first occurrence of `from` in text by `to`, into a file. */
 static void write_edited(const char *path, const char *text, const char *from, const char *to)
 {
@@ -268,7 +250,9 @@ static void test_graph_corrupt(void)
     kn_block_forward(b, 1, &x, 1, &y);
     const char *js = tmp_path("c.json"), *st = tmp_path("c.safetensors"), *bad = tmp_path("bad.json");
     KT_OK(kn_block_export(b, js, st));
-    char *text = read_text(js);
+    size_t text_len;
+    char *text = kt_read_file(js, &text_len);
+    KT_CHECK(text != NULL, "read %s", js);
     struct {
         const char *from, *to, *needle;
     } cases[] = {

@@ -32,20 +32,6 @@ static const char *fx(const char *name)
     return p;
 }
 
-static char *read_bytes(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) free(buf), buf = NULL;
-    fclose(f);
-    *len = buf ? (size_t)n : 0;
-    return buf;
-}
-
 /* Expects loading the fixture to fail with status s and a message holding
  * each needle (NULL-terminated list). */
 static void expect_load_error(const char *name, kn_status s, const char *const *needles)
@@ -153,7 +139,7 @@ static void test_tiny_model(void)
 static void test_load_buffer(void)
 {
     size_t len;
-    char *bytes = read_bytes(fx("tiny.onnx"), &len);
+    char *bytes = kt_read_file(fx("tiny.onnx"), &len);
     KT_CHECK(bytes != NULL, "read tiny.onnx");
     if (!bytes) return;
     kn_onnx_model *m = kn_onnx_load_buffer(bytes, len, NULL);
@@ -343,7 +329,7 @@ static void test_external_data(void)
                       NEEDLES("tensor 'w'", "has 20 bytes", "need 24"));
     /* from memory there is no folder to read from */
     size_t len;
-    char *bytes = read_bytes(fx("external_good.onnx"), &len);
+    char *bytes = kt_read_file(fx("external_good.onnx"), &len);
     kt_expect_fail_status("onnx", kn_onnx_load_buffer(bytes, len, NULL) ? KN_OK : kn_last_status(),
                           "without a folder");
     free(bytes);

@@ -78,20 +78,6 @@ static void free_list(char **names, int n)
     free(names);
 }
 
-static char *read_all(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = size >= 0 ? malloc((size_t)size + 1) : NULL;
-    if (buf && fread(buf, 1, (size_t)size, f) != (size_t)size) free(buf), buf = NULL;
-    fclose(f);
-    *len = buf ? (size_t)size : 0;
-    return buf;
-}
-
 /* ---------------------------------------------------------------- the model's op types
  * A minimal protobuf wire reader, enough for ModelProto.graph (7) ->
  * GraphProto.node (1) -> NodeProto.op_type (4); independent of the loader. */
@@ -172,7 +158,7 @@ static void squash(const char *s, char *out, size_t size)
 static void main_op(const char *model_path, const char *test_name, char *op, size_t size)
 {
     size_t len;
-    char *buf = read_all(model_path, &len);
+    char *buf = kt_read_file(model_path, &len);
     op_list l = {.n = 0};
     if (buf) each_field((const uint8_t *)buf, (const uint8_t *)buf + len, 7, on_graph, &l);
     free(buf);
@@ -263,7 +249,7 @@ static bool compare(const kn_tensor *got, const kn_tensor *want, int k, char *wh
 static kn_tensor *read_as_bf16(const char *path)
 {
     size_t len;
-    char *buf = read_all(path, &len);
+    char *buf = kt_read_file(path, &len);
     const uint8_t *p = (const uint8_t *)buf, *end = p + len;
     uint64_t key, v;
     kn_tensor *t = NULL;

@@ -720,6 +720,22 @@ static bool per_image_parallel(const kn_conv_geom *g, int64_t K, int64_t P, int6
     return g->n >= 4 && 2 * K * P * cout < ((int64_t)4 << 20);
 }
 
+/* A parallel task's failure: the first one is kept for the caller. */
+static void keep_first_error(_Atomic int *status, kn_status s)
+{
+    int ok = KN_OK;
+    if (s) atomic_compare_exchange_strong(status, &ok, (int)s);
+}
+
+/* acc = the per-chunk weight-gradient sums added in chunk order (so the
+ * result does not depend on which thread ran which chunk). */
+static void sum_chunks(float *acc, const float *partial, int64_t chunks, int64_t per)
+{
+    for (int64_t c = 0; c < chunks; c++)
+        for (int64_t i = 0; i < per; i++)
+            acc[i] = c ? acc[i] + partial[c * per + i] : partial[i];
+}
+
 static int64_t image_grain(int64_t n)
 {
     return n / 8 > 1 ? n / 8 : 1;
@@ -805,8 +821,7 @@ static void fwd_nchw_task(int64_t b, int64_t e, void *arg)
 {
     fwd_nchw_plan *p = arg;
     kn_status s = fwd_nchw_images(p, b, e);
-    int ok = KN_OK;
-    if (s) atomic_compare_exchange_strong(&p->status, &ok, (int)s);
+    keep_first_error(&p->status, s);
 }
 
 /* ---- small NCHW problems: the direct AVX-512 kernel (no im2col, whose
@@ -963,9 +978,7 @@ static bool small_backward_weight(const kn_conv_geom *g, const kn_conv_act *x, c
         return true;
     }
     kn_parallel_for(g->n, j.chunk, small_wgrad_task, &j);
-    for (int64_t c = 0; c < chunks; c++)
-        for (int64_t i = 0; i < per; i++)
-            acc[i] = c ? acc[i] + j.partial[c * per + i] : j.partial[i];
+    sum_chunks(acc, j.partial, chunks, per);
     kn_free(j.partial), kn_free(j.scratch);
     *s = KN_OK;
     return true;
@@ -1133,8 +1146,7 @@ static void bwd_data_task(int64_t b, int64_t e, void *arg)
 {
     bwd_nchw_plan *p = arg;
     kn_status s = bwd_data_images(p, b, e);
-    int ok = KN_OK;
-    if (s) atomic_compare_exchange_strong(&p->status, &ok, (int)s);
+    keep_first_error(&p->status, s);
 }
 
 kn_status kn__conv_bwd_data(const kn_conv_geom *g, const kn_conv_act *dy_in,
@@ -1283,8 +1295,7 @@ static void bwd_weight_task(int64_t b, int64_t e, void *arg)
     bwd_nchw_plan *p = arg;
     float *acc = p->partial + b / p->chunk * (p->g->cout * taps(p->g) * (p->g->cin / p->g->groups));
     kn_status s = bwd_weight_images(p, b, e, acc);
-    int ok = KN_OK;
-    if (s) atomic_compare_exchange_strong(&p->status, &ok, (int)s);
+    keep_first_error(&p->status, s);
 }
 
 kn_status kn__conv_bwd_weight(const kn_conv_geom *g, const kn_conv_act *x_in,
@@ -1338,9 +1349,7 @@ kn_status kn__conv_bwd_weight(const kn_conv_geom *g, const kn_conv_act *x_in,
             atomic_init(&p.status, KN_OK);
             if (!s) kn_parallel_for(g->n, p.chunk, bwd_weight_task, &p);
             if (!s) s = (kn_status)atomic_load(&p.status);
-            for (int64_t c = 0; !s && c < chunks; c++)
-                for (int64_t i = 0; i < per; i++)
-                    acc[i] = c ? acc[i] + p.partial[c * per + i] : p.partial[i];
+            if (!s) sum_chunks(acc, p.partial, chunks, per);
             kn_free(p.partial);
         } else {
             s = bwd_weight_images(&p, 0, g->n, acc);
