@@ -460,7 +460,7 @@ static void test_fused_entry(void)
 {
     static const kn_act acts[] = {KN_ACT_NONE,    KN_ACT_RELU, KN_ACT_RELU6, KN_ACT_GELU,
                                   KN_ACT_SILU,    KN_ACT_SIGMOID, KN_ACT_TANH};
-    int threads = kn_get_num_threads();
+    int threads = kn_get_num_threads(), n_packed = 0;
     for (int t = 0; t < 24; t++) {
         prob p = random_prob(t % 3);
         p.layout_mode = 0;
@@ -495,10 +495,23 @@ static void test_fused_entry(void)
         kn_tensor *ax = kn_abs(x), *aw = kn_abs(w), *bound = kn_conv2d(ax, aw, NULL, &cp);
         kn_set_isa(isa_levels[0]);
         kn_set_num_threads(1);
-        kn_tensor *f = kn__conv2d_fused(x, w, &cp, &ep, KN_F32, NULL);
+        kn_tensor *f = kn__conv2d_fused(x, w, &cp, &ep, KN_F32, NULL, NULL);
         kn_set_num_threads(2);
-        kn_tensor *f2 = kn__conv2d_fused(x, w, &cp, &ep, KN_F32, NULL);
-        kn_tensor *fb = kn__conv2d_fused(x, w, &cp, &ep, KN_BF16, NULL);
+        kn_tensor *f2 = kn__conv2d_fused(x, w, &cp, &ep, KN_F32, NULL, NULL);
+        kn_tensor *fb = kn__conv2d_fused(x, w, &cp, &ep, KN_BF16, NULL, NULL);
+        /* weights packed ahead (as a compiled graph does): the same bits */
+        kn_conv_packed *pk = kn__conv2d_prepack(x, w, &cp, KN_F32),
+                       *pkb = kn__conv2d_prepack(x, w, &cp, KN_BF16);
+        kn_tensor *fp = kn__conv2d_fused(x, w, &cp, &ep, KN_F32, NULL, pk);
+        kn_tensor *fpb = kn__conv2d_fused(x, w, &cp, &ep, KN_BF16, NULL, pkb);
+        KT_CHECK(fp && kt_equal_bits(f, fp), "fused f32 with packed weights differs");
+        KT_CHECK(fpb && kt_equal_bits(fb, fpb), "fused bf16 with packed weights differs");
+        /* packed for the wrong compute dtype: detected, packed again per call */
+        kn_tensor *fx = pk ? kn__conv2d_fused(x, w, &cp, &ep, KN_BF16, NULL, pk) : NULL;
+        KT_CHECK(!pk || (fx && kt_equal_bits(fb, fx)), "fused bf16 given f32-packed weights differs");
+        n_packed += pk != NULL;
+        kn__conv_packed_free(pk), kn__conv_packed_free(pkb);
+        kn_tensor_unref(fp), kn_tensor_unref(fpb), kn_tensor_unref(fx);
         KT_NOTNULL(y);
         KT_NOTNULL(f);
         KT_NOTNULL(f2);
@@ -540,6 +553,8 @@ static void test_fused_entry(void)
         for (int i = 0; i < LEN(all); i++)
             kn_tensor_unref(all[i]);
     }
+    KT_CHECK(n_isa_levels == 0 || isa_levels[0] < KN_ISA_AVX512 || n_packed > 0,
+             "no problem took the packed NHWC path");
     kn_set_isa(KN_ISA_AVX512BF16);
     kn_set_num_threads(threads);
 }
@@ -582,9 +597,9 @@ static void test_fused_nopack(void)
         kn_tensor *ax = kn_abs(x), *aw = kn_abs(w), *bound = kn_conv2d(ax, aw, NULL, &cp);
         kn_set_isa(isa_levels[0]);
         kn_set_num_threads(1);
-        kn_tensor *f = kn__conv2d_fused(x, w, &cp, &ep, KN_F32, NULL);
+        kn_tensor *f = kn__conv2d_fused(x, w, &cp, &ep, KN_F32, NULL, NULL);
         kn_set_num_threads(2);
-        kn_tensor *f2 = kn__conv2d_fused(x, w, &cp, &ep, KN_F32, NULL);
+        kn_tensor *f2 = kn__conv2d_fused(x, w, &cp, &ep, KN_F32, NULL, NULL);
         KT_NOTNULL(y);
         KT_NOTNULL(f);
         KT_NOTNULL(f2);

@@ -7,9 +7,41 @@
 #include <stdint.h>
 #include <time.h>
 
+static void drop_prepacked(kn_prepacked *k)
+{
+    if (k->data) k->free_fn(k->data);
+    kn_tensor_unref(k->of);
+    *k = (kn_prepacked){0};
+}
+
+/* The node's prepared weights for its current input, made again when the
+ * input tensor or its version changed since. NULL: run unprepared. */
+static const void *prepacked_for(kn_graph *g, int32_t i, const kn_op_args *a)
+{
+    const kn_gnode *n = &g->nodes[i];
+    int k = n->def->prepack_in;
+    if (!n->def->prepack || k >= n->n_in || n->in[k] < 0 || !a->in[k] || !a->in[k]->storage)
+        return NULL;
+    kn_value_kind kind = g->values[n->in[k]].kind;
+    if (kind != KN_VALUE_PARAM && kind != KN_VALUE_CONST) return NULL;
+    kn_prepacked *pk = &g->plan->packed[i];
+    kn_tensor *w = a->in[k];
+    if (pk->of == w && pk->version == w->storage->version) return pk->data;
+    drop_prepacked(pk);
+    pk->data = n->def->prepack(a);
+    if (!pk->data) kn_clear_error(); /* the kernel packs per call instead */
+    pk->free_fn = n->def->prepack_free;
+    pk->of = kn_tensor_ref(w);
+    pk->version = w->storage->version;
+    return pk->data;
+}
+
 void kn__plan_free(kn_plan *p)
 {
     if (!p) return;
+    for (int32_t i = 0; p->packed && i < p->n_nodes; i++)
+        drop_prepacked(&p->packed[i]);
+    kn_free(p->packed);
     if (p->fixed)
         for (int32_t v = 0; v < p->n_values; v++)
             kn_tensor_unref(p->fixed[v]);
@@ -41,7 +73,7 @@ static kn_status static_views(kn_graph *g, kn_plan *p)
             !p->fixed[n->in[0]])
             continue;
         kn_tensor *in[1] = {p->fixed[n->in[0]]}, *out[1] = {NULL};
-        kn_op_args a = {n->def, in, 1, out, 1, n->attrs};
+        kn_op_args a = {n->def, in, 1, out, 1, n->attrs, NULL};
         if (n->n_in != 1 || n->def->view(&a)) {
             kn_clear_error();
             continue;
@@ -89,6 +121,7 @@ kn_status kn__plan_build(kn_graph *g)
     memset(p, 0, sizeof *p);
     size_t nv = (size_t)g->n_values + 1, nn = (size_t)g->n_nodes + 1;
     p->n_values = g->n_values;
+    p->n_nodes = g->n_nodes;
     for (int32_t i = 0; i < g->n_nodes; i++)
         if (g->nodes[i].n_in + g->nodes[i].n_out > p->max_args)
             p->max_args = g->nodes[i].n_in + g->nodes[i].n_out;
@@ -101,11 +134,14 @@ kn_status kn__plan_build(kn_graph *g)
     /* zeroed at once: kn__plan_free unrefs them when a later step fails */
     if (p->fixed) memset(p->fixed, 0, sizeof(kn_tensor *) * nv);
     if (p->slots) memset(p->slots, 0, sizeof(kn_tensor *) * nv);
+    p->packed = kn_alloc(sizeof(kn_prepacked) * nn);
+    if (p->packed) memset(p->packed, 0, sizeof(kn_prepacked) * nn);
     p->static_node = kn_alloc(sizeof(bool) * nn);
     p->view_node = kn_alloc(sizeof(bool) * nn);
     p->args = kn_alloc(sizeof(kn_tensor *) * (size_t)(p->max_args + 1));
     kn_status s = KN_OK;
-    if (!p->last_use || !p->end || !p->offset || !p->share || !p->fixed || !p->slots || !p->static_node || !p->view_node || !p->args)
+    if (!p->last_use || !p->end || !p->offset || !p->share || !p->fixed || !p->slots ||
+        !p->packed || !p->static_node || !p->view_node || !p->args)
         s = kn_last_status();
     if (!s) {
         compute_last_use(g, p);
@@ -178,7 +214,8 @@ static kn_status run_node(kn_graph *g, int32_t i)
         /* straight into the arena: no inference, no allocation */
         for (int k = 0; k < n->n_out; k++)
             out[k] = kn_tensor_ref(p->fixed[n->out[k]]);
-        kn_op_args a = {n->def, in, n->n_in, out, n->n_out, n->attrs};
+        kn_op_args a = {n->def, in, n->n_in, out, n->n_out, n->attrs, NULL};
+        a.prepacked = prepacked_for(g, i, &a);
         s = kn__op_run_kernel(&a);
         for (int k = 0; k < n->n_out; k++)
             if (!s) kn__bump_version(out[k]);

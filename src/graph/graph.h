@@ -40,6 +40,14 @@ typedef struct kn_gnode {
 /* How a compiled graph runs (exec.c, passes/memplan.c). Values produced by
  * kernel nodes and not visible outside the run live in one arena at offsets
  * chosen by liveness; such nodes run their kernel straight into them. */
+/* What def->prepack made for one node, from which input tensor and version. */
+typedef struct kn_prepacked {
+    void *data;
+    void (*free_fn)(void *);
+    kn_tensor *of; /* a reference: its storage cannot be reused while kept */
+    uint64_t version;
+} kn_prepacked;
+
 typedef struct kn_plan {
     int32_t n_values;
     int32_t *last_use;  /* per value: last node reading it; INT32_MAX for outputs */
@@ -52,6 +60,8 @@ typedef struct kn_plan {
     kn_tensor **slots;  /* per value, during a run */
     kn_tensor **args;   /* scratch for one node's inputs and outputs */
     int max_args;
+    struct kn_prepacked *packed; /* per node (n_nodes): def->prepack's result */
+    int32_t n_nodes;
     kn_tensor *arena;   /* u8 tensor owning the arena storage */
     size_t arena_bytes, planned_bytes; /* arena size vs sum of planned values */
 } kn_plan;

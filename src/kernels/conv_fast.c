@@ -5,6 +5,7 @@
  * GEMM paths, so their results inherit its thread-count independence:
  * tiles are fixed by the shape alone and processed in a fixed order. */
 #include "conv_fast.h"
+#include "conv_nhwc.h"
 
 #include <stdatomic.h>
 
@@ -16,6 +17,10 @@
 #define TILE_MIN_ROWS 256
 
 /* ---------------------------------------------------------------- helpers */
+struct kn_conv_packed {
+    kn_conv_nhwc_w *nhwc; /* for the direct NHWC kernel */
+};
+
 bool kn__conv_fast_dtypes(kn_dtype x, kn_dtype w, kn_dtype y)
 {
     return (x == KN_F32 || x == KN_BF16) && (w == KN_F32 || w == KN_BF16) && y == x;
@@ -604,6 +609,16 @@ static kn_status conv_fwd_nhwc(const kn_conv_geom *g, const kn_conv_act *x,
                                const kn_conv_wgt *w, const kn_conv_act *y, kn_dtype compute,
                                const kn_epilogue *ep)
 {
+    if (kn__conv_nhwc_usable(g, x, y, compute)) {
+        const kn_conv_nhwc_w *given = w->packed ? w->packed->nhwc : NULL;
+        if (given && given->dt == compute && kn__conv_nhwc_matches(given, g))
+            return kn__conv_nhwc_run(g, x, given, y, ep);
+        kn_conv_nhwc_w *pw;
+        kn_status s = kn__conv_nhwc_pack(g, w, compute, &pw);
+        if (!s) s = kn__conv_nhwc_run(g, x, pw, y, ep);
+        kn__conv_nhwc_free(pw);
+        return s;
+    }
     int64_t G = g->groups, cing = g->cin / G, kk = taps(g);
     int64_t Kg = kk * cing, M = g->n * g->out[0] * g->out[1] * g->out[2], ldy = 0, ldx = 0;
     bool ok_y = uniform_rows(y, g->out, g->n, &ldy);
@@ -642,6 +657,30 @@ static kn_status conv_fwd_nhwc(const kn_conv_geom *g, const kn_conv_act *x,
     kn_free(col);
     kn_free(wp);
     return s;
+}
+
+kn_conv_packed *kn__conv_pack(const kn_conv_geom *g, const kn_conv_wgt *w, kn_dtype compute,
+                              const kn_conv_act *x, const kn_conv_act *y, kn_status *status)
+{
+    *status = KN_OK;
+    if (!kn__conv_nhwc_usable(g, x, y, compute) || kn__conv_is_depthwise(g)) return NULL;
+    kn_conv_packed *p = kn_alloc(sizeof *p);
+    if (!p) {
+        *status = KN_ERR_NOMEM;
+        return NULL;
+    }
+    if ((*status = kn__conv_nhwc_pack(g, w, compute, &p->nhwc))) {
+        kn_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+void kn__conv_packed_free(kn_conv_packed *p)
+{
+    if (!p) return;
+    kn__conv_nhwc_free(p->nhwc);
+    kn_free(p);
 }
 
 /* ------------------------------------------- no-pack product (AVX-512) */

@@ -32,7 +32,16 @@ typedef struct kn_conv_wgt {
     char *p;
     kn_dtype dt;
     int64_t s0, s1, sk[3];
+    const struct kn_conv_packed *packed; /* from kn__conv_pack for this problem, or NULL */
 } kn_conv_wgt;
+
+/* Weights packed ahead of time for the forward path that will run this
+ * problem (e.g. once per compiled graph node), so calls skip the packing. */
+typedef struct kn_conv_packed kn_conv_packed;
+/* NULL with KN_OK in *status when no path takes packed weights for g. */
+kn_conv_packed *kn__conv_pack(const kn_conv_geom *g, const kn_conv_wgt *w, kn_dtype compute,
+                              const kn_conv_act *x, const kn_conv_act *y, kn_status *status);
+void kn__conv_packed_free(kn_conv_packed *p);
 
 /* True when the fast paths handle these dtypes (f32 or bf16 activations and
  * weights; the output has the activations' dtype). */
@@ -68,9 +77,16 @@ kn_status kn__conv_bwd_weight(const kn_conv_geom *g, const kn_conv_act *x, const
  * values; the residual has y's shape and layout (contiguous) in
  * ep->residual_dtype. out: a contiguous tensor of y's shape and x's dtype
  * to write into, or NULL to allocate one. compute: KN_F32 or KN_BF16.
+ * packed: from kn__conv2d_prepack for these shapes, or NULL.
  * Returns y (a new reference) or NULL with an error. Defined in conv.c. */
 kn_tensor *kn__conv2d_fused(kn_tensor *x, kn_tensor *w, const kn_conv_params *p,
-                            const kn_epilogue *ep, kn_dtype compute, kn_tensor *out);
+                            const kn_epilogue *ep, kn_dtype compute, kn_tensor *out,
+                            const kn_conv_packed *packed);
+/* w packed for kn__conv2d_fused(x, w, p, ..., compute, ...) with inputs
+ * shaped like x (x's data is not read); NULL when nothing to pack or on
+ * error (kn_last_status() tells). Defined in conv.c. */
+kn_conv_packed *kn__conv2d_prepack(kn_tensor *x, kn_tensor *w, const kn_conv_params *p,
+                                   kn_dtype compute);
 
 /* Per-row epilogue of the no-pack product (rows are output channels):
  * v + bias[row], *scale[row] + shift[row], + res (dtype res_dt, at the same

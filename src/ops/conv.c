@@ -454,7 +454,7 @@ typedef struct act {
 
 static act act_of(const kn_tensor *t, const geom *g)
 {
-    act a = {kn__tensor_ptr(t), t->strides[0], t->strides[g->nhwc ? t->ndim - 1 : 1], {0, 0, 0}};
+    act a = {t->storage ? kn__tensor_ptr(t) : NULL, t->strides[0], t->strides[g->nhwc ? t->ndim - 1 : 1], {0, 0, 0}};
     for (int i = 0; i < g->nsp; i++)
         a.ss[3 - g->nsp + i] = t->strides[(g->nhwc ? 1 : 2) + i];
     return a;
@@ -720,7 +720,7 @@ static kn_conv_act fast_act(const kn_tensor *t, const geom *g)
 static kn_conv_wgt fast_wgt(const kn_tensor *t, const geom *g)
 {
     wgt w = wgt_of(t, g);
-    return (kn_conv_wgt){w.p, t->dtype, w.s0, w.s1, {w.sk[0], w.sk[1], w.sk[2]}};
+    return (kn_conv_wgt){w.p, t->dtype, w.s0, w.s1, {w.sk[0], w.sk[1], w.sk[2]}, NULL};
 }
 
 static bool fast_accepts(const kn_op_args *a)
@@ -773,6 +773,7 @@ static kn_status conv_fast_run(const kn_op_args *a, bool allow_dw)
     switch (info->kind) {
     case K_CONV:
         x = fast_act(a->in[0], &g), w = fast_wgt(a->in[1], &g), y = fast_act(a->out[0], &g);
+        w.packed = a->prepacked;
         if ((s = bias_f32(a->in[2], &buf, &bias))) return s;
         s = kn__conv_fwd(&g, &x, &w, &y, compute, bias ? &(kn_epilogue){.bias = bias} : NULL,
                          allow_dw);
@@ -900,6 +901,9 @@ static kn_status conv_grad(const kn_grad_args *ga)
 }
 
 /* ------------------------------------------------------------- op entries */
+static void *conv_prepack(const kn_op_args *a);
+static void conv_prepack_free(void *p);
+
 #define CONV_DEF(op_name, kind_, nsp_, n_in_, optional_, schema)                                   \
     static const conv_info op_name##_info = {kind_, nsp_};                                         \
     const kn_op_def kn_op_##op_name = {.name = #op_name,                                           \
@@ -915,7 +919,10 @@ static kn_status conv_grad(const kn_grad_args *ga)
                                        .grad = conv_grad,                                          \
                                        .data = &op_name##_info,                                    \
                                        .amp = KN_AMP_LOWP,                                         \
-                                       .layout = KN_LAYOUT_FIXED}
+                                       .layout = KN_LAYOUT_FIXED,                                  \
+                                       .prepack = conv_prepack,                                    \
+                                       .prepack_free = conv_prepack_free,                          \
+                                       .prepack_in = 1}
 
 CONV_DEF(conv1d, K_CONV, 1, 3, 1u << 2, conv_schema);
 CONV_DEF(conv2d, K_CONV, 2, 3, 1u << 2, conv_schema);
@@ -1005,8 +1012,55 @@ static void epilogue_ref(const geom *g, kn_tensor *y, const kn_epilogue *ep)
     }
 }
 
+/* w packed for the forward of op `def` with attrs `at` on inputs shaped
+ * like x (contiguous, as the graph gives them); NULL when no path packs. */
+static kn_conv_packed *prepack_with(const kn_op_def *def, const conv_attrs *at, kn_tensor *x,
+                                    kn_tensor *w, kn_dtype compute)
+{
+    if (kn_isa_max() < KN_ISA_AVX2 || !kn__conv_fast_dtypes(x->dtype, w->dtype, x->dtype))
+        return NULL;
+    kn_tensor *in[3] = {x, w, NULL};
+    kn_op_args a = {.def = def, .in = in, .n_in = 3, .attrs = at, .n_out = 1};
+    kn_out_meta meta;
+    geom g;
+    if (conv_infer(&a, &meta) || op_geometry(def, at, in, &g)) return NULL;
+    kn_tensor xv = {.dtype = x->dtype, .ndim = x->ndim}, yv = {.dtype = meta.dtype, .ndim = meta.ndim};
+    memcpy(xv.shape, x->shape, sizeof(int64_t) * (size_t)x->ndim);
+    memcpy(yv.shape, meta.shape, sizeof(int64_t) * (size_t)meta.ndim);
+    kn__contiguous_strides(xv.ndim, xv.shape, xv.strides);
+    kn__contiguous_strides(yv.ndim, yv.shape, yv.strides);
+    kn_conv_act xa = fast_act(&xv, &g), ya = fast_act(&yv, &g);
+    kn_conv_wgt wa = fast_wgt(w, &g);
+    kn_status s;
+    kn_conv_packed *pk = kn__conv_pack(&g, &wa, compute, &xa, &ya, &s);
+    if (s) kn__error(s, "%s: out of memory packing the weights", def->name);
+    return pk;
+}
+
+kn_conv_packed *kn__conv2d_prepack(kn_tensor *x, kn_tensor *w, const kn_conv_params *p,
+                                   kn_dtype compute)
+{
+    if (!x || !w || !w->storage || (compute != KN_F32 && compute != KN_BF16))
+        return kn__error_null(KN_ERR_ARG, "conv2d_prepack: x, w (with data) and an f32 or bf16 compute dtype expected");
+    conv_attrs at;
+    to_attrs(p, 2, &at);
+    return prepack_with(&kn_op_conv2d, &at, x, w, compute);
+}
+
+/* def->prepack of the forward convolutions (graph executor). */
+static void *conv_prepack(const kn_op_args *a)
+{
+    const conv_info *info = a->def->data;
+    if (info->kind != K_CONV) return NULL;
+    kn_dtype compute = a->in[0]->dtype == KN_BF16 ? KN_BF16 : KN_F32;
+    return prepack_with(a->def, a->attrs, a->in[0], a->in[1], compute);
+}
+
+static void conv_prepack_free(void *p) { kn__conv_packed_free(p); }
+
 kn_tensor *kn__conv2d_fused(kn_tensor *x, kn_tensor *w, const kn_conv_params *p,
-                            const kn_epilogue *ep, kn_dtype compute, kn_tensor *out)
+                            const kn_epilogue *ep, kn_dtype compute, kn_tensor *out,
+                            const kn_conv_packed *packed)
 {
     static const char *who = "conv2d_fused";
     if (!x || !w || !x->storage || !w->storage)
@@ -1042,6 +1096,7 @@ kn_tensor *kn__conv2d_fused(kn_tensor *x, kn_tensor *w, const kn_conv_params *p,
     if (kn_isa_max() >= KN_ISA_AVX2 && kn__conv_fast_dtypes(x->dtype, w->dtype, y->dtype)) {
         kn_conv_act xa = fast_act(x, &g), ya = fast_act(y, &g);
         kn_conv_wgt wa = fast_wgt(w, &g);
+        wa.packed = packed;
         s = kn__conv_fwd(&g, &xa, &wa, &ya, compute, ep, true);
     } else {
         s = conv_ref(&a);

@@ -85,7 +85,8 @@ static kn_status fused_fast(const kn_op_args *a)
         ep.residual_dtype = a->in[3]->dtype;
     }
     kn_dtype compute = a->in[0]->dtype == KN_BF16 ? KN_BF16 : KN_F32;
-    kn_tensor *y = kn__conv2d_fused(a->in[0], a->in[1], &at->conv, &ep, compute, a->out[0]);
+    kn_tensor *y = kn__conv2d_fused(a->in[0], a->in[1], &at->conv, &ep, compute, a->out[0],
+                                    a->prepacked);
     kn_tensor_unref(bias);
     if (!y) return kn_last_status();
     kn_tensor_unref(y); /* it is a->out[0] */
@@ -120,6 +121,17 @@ static kn_status fused_ref(const kn_op_args *a)
     return st;
 }
 
+/* The weights packed once for the fast kernel (graph executor). */
+static void *fused_prepack(const kn_op_args *a)
+{
+    const conv_fused_attrs *at = a->attrs;
+    kn_dtype compute = a->in[0]->dtype == KN_BF16 ? KN_BF16 : KN_F32;
+    if (!kn__conv_fast_dtypes(a->in[0]->dtype, a->in[1]->dtype, a->in[0]->dtype)) return NULL;
+    return kn__conv2d_prepack(a->in[0], a->in[1], &at->conv, compute);
+}
+
+static void fused_prepack_free(void *p) { kn__conv_packed_free(p); }
+
 static const kn_impl conv_fused_impls[] = {
     {"fused", KN_ISA_REF, fused_accepts, fused_fast},
     {"ref", KN_ISA_REF, NULL, fused_ref},
@@ -139,6 +151,9 @@ const kn_op_def kn_op_conv2d_fused = {
     .impls = conv_fused_impls,
     .amp = KN_AMP_LOWP,
     .layout = KN_LAYOUT_FIXED,
+    .prepack = fused_prepack,
+    .prepack_free = fused_prepack_free,
+    .prepack_in = 1,
 };
 
 /* For the graph's fusion pass and tests: the attrs of a fused conv. */

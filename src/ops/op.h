@@ -41,6 +41,7 @@ typedef struct kn_op_args {
     kn_tensor **out;
     int n_out;
     const void *attrs;
+    const void *prepacked; /* from def->prepack for these inputs, or NULL */
 } kn_op_args;
 
 typedef struct kn_out_meta {
@@ -109,6 +110,14 @@ struct kn_op_def {
     bool stateful;
     kn_amp_class amp;
     kn_layout_class layout;
+    /* Constant weights prepared once per compiled graph: when input
+     * `prepack_in` of a node is a parameter or constant, the executor calls
+     * prepack (inputs given, outputs not) and hands the result to the
+     * kernels as a->prepacked until that input's data or version changes.
+     * NULL from prepack (nothing to gain, or an error) runs unprepared. */
+    void *(*prepack)(const kn_op_args *a);
+    void (*prepack_free)(void *p);
+    int prepack_in;
 };
 
 #define KN_DT(d) (1u << (d))

@@ -208,7 +208,7 @@ kn_status kn__op_call(const kn_op_def *def, int n_in, kn_tensor *const *in, cons
         out[i] = NULL;
     kn_status s = check_inputs(def, n_in, in, n_out, &symbolic);
     if (s) return s;
-    kn_op_args a = {def, in, n_in, NULL, n_out, attrs};
+    kn_op_args a = {def, in, n_in, NULL, n_out, attrs, NULL};
     kn_out_meta meta[MAX_OUTS];
     if (def->infer && (s = def->infer(&a, meta)))
         return symbolic && any_traced(n_in, in) ? with_call_site(s) : s;

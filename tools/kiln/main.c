@@ -141,7 +141,7 @@ static int64_t node_flops(const kn_graph *g, const kn_gnode *n)
             const kn_gvalue *v = &g->values[n->in[k]];
             in[k] = kn_tensor_symbolic(v->dtype, v->ndim, v->shape);
         }
-    kn_op_args a = {n->def, in, m, NULL, n->n_out, n->attrs};
+    kn_op_args a = {n->def, in, m, NULL, n->n_out, n->attrs, NULL};
     int64_t f = n->def->flops(&a);
     for (int k = 0; k < m; k++)
         kn_tensor_unref(in[k]);

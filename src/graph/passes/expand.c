@@ -35,7 +35,7 @@ static kn_status expand_node(kn_graph *g, kn_gnode *n, int32_t **remap, int32_t 
     for (int k = 0; k < n->n_in && !s; k++)
         if (n->in[k] >= 0 && !(in[k] = kn__graph_proxy(g, n->in[k]))) s = kn_last_status();
     kn_set_call_site(n->file, n->line);
-    kn_op_args a = {n->def, in, n->n_in, out, n->n_out, n->attrs};
+    kn_op_args a = {n->def, in, n->n_in, out, n->n_out, n->attrs, NULL};
     if (!s) s = n->def->compose(&a);
     int32_t vals[16];
     for (int k = 0; k < n->n_out && !s; k++)

@@ -89,7 +89,7 @@ static kn_status backprop_composite(grad_ctx *c, int32_t i, int depth)
         in[k] = state ? NULL : kn__graph_proxy(g, n.in[k]);
     }
     int32_t first = g->n_nodes;
-    kn_op_args a = {n.def, in, n.n_in, out, n.n_out, n.attrs};
+    kn_op_args a = {n.def, in, n.n_in, out, n.n_out, n.attrs, NULL};
     kn_status s = n.def->compose(&a);
     int32_t last = g->n_nodes;
     for (int k = 0; !s && k < n.n_out; k++) {

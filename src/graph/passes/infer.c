@@ -26,7 +26,7 @@ static kn_status infer_node(kn_graph *g, int32_t i)
         if (!in[k] && !(k < 32 && (n->def->optional_in & (1u << k))))
             s = kn__error(KN_ERR_ARG, "infer: %s: input %d is missing", kn__node_where(g, i, where, sizeof where), k);
     if (!s) {
-        kn_op_args a = {n->def, in, n->n_in, NULL, n->n_out, n->attrs};
+        kn_op_args a = {n->def, in, n->n_in, NULL, n->n_out, n->attrs, NULL};
         s = n->def->infer(&a, meta);
         if (s) {
             char msg[400];
