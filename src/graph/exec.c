@@ -223,7 +223,9 @@ static kn_status run_node(kn_graph *g, int32_t i)
             for (int k = 0; k < n->n_out; k++)
                 kn_tensor_unref(out[k]);
     } else {
-        s = kn__op_call(n->def, n->n_in, in, n->attrs, n->n_out, out);
+        kn_op_args a = {n->def, in, n->n_in, NULL, n->n_out, n->attrs, NULL};
+        s = kn__op_call_prepacked(n->def, n->n_in, in, n->attrs, n->n_out, out,
+                                  prepacked_for(g, i, &a));
     }
     if (s) {
         char where[200], msg[400];

@@ -305,16 +305,45 @@ static kn_status matmul_gemm(const kn_op_args *a)
     p.nb = inner; /* batch_offsets over the outer dims only */
     const char *A = kn__tensor_ptr(a->in[0]), *B = kn__tensor_ptr(a->in[1]);
     char *C = kn__tensor_ptr(y);
+    /* B packed once by the graph executor (a 2-D weight shared by every
+     * batch entry); m <= 4 keeps kn__gemm's small-m path */
+    const kn_gemm_packed *pb = g.b.ndim == 2 && g.m > 4 ? a->prepacked : NULL;
     for (int64_t o = 0; o < outer && !s; o++) {
         int64_t oa, ob;
         batch_offsets(&p, o, &oa, &ob);
-        s = kn__gemm_batched(dt, ta, tb, g.m, g.n, g.k, A + (size_t)oa * es, dt, lda,
-                             B + (size_t)ob * es, dt, ldb, 0.0f,
-                             C + (size_t)(o * nbat * g.m * g.n) * es, dt, g.n, NULL, nbat, sa, sb,
-                             g.m * g.n);
+        if (pb)
+            s = kn__gemm_packed_batched(dt, ta, tb, g.m, g.n, g.k, A + (size_t)oa * es, dt, lda,
+                                        NULL, NULL, dt, 0, pb, 0.0f,
+                                        C + (size_t)(o * nbat * g.m * g.n) * es, dt, g.n, NULL,
+                                        nbat, sa, 0, g.m * g.n);
+        else
+            s = kn__gemm_batched(dt, ta, tb, g.m, g.n, g.k, A + (size_t)oa * es, dt, lda,
+                                 B + (size_t)ob * es, dt, ldb, 0.0f,
+                                 C + (size_t)(o * nbat * g.m * g.n) * es, dt, g.n, NULL, nbat, sa,
+                                 sb, g.m * g.n);
     }
     return s;
 }
+
+/* def->prepack: a 2-D B (a weight) packed for the GEMM, or NULL. */
+static void *matmul_prepack(const kn_op_args *a)
+{
+    mm_geom g;
+    kn_out_meta m;
+    kn_dtype dt = a->in[0]->dtype;
+    if (kn_isa_max() < KN_ISA_AVX2 || (dt != KN_F32 && dt != KN_BF16) || a->in[1]->dtype != dt ||
+        mm_geometry(a->def->name, a->in[0], a->in[1], a->attrs, &g, &m) || g.b.ndim != 2 ||
+        g.m <= 4)
+        return NULL;
+    bool tb;
+    int64_t ldb;
+    if (!gemm_layout(g.k, g.n, g.b.strides[0], g.b.strides[1], &tb, &ldb)) return NULL;
+    kn_gemm_packed *pb = NULL;
+    if (kn__gemm_pack_b(&pb, dt, tb, g.k, g.n, kn__tensor_ptr(a->in[1]), dt, ldb)) return NULL;
+    return pb;
+}
+
+static void gemm_prepack_free(void *p) { kn__gemm_packed_free(p); }
 
 static const kn_impl matmul_impls[] = {
     {"gemm", KN_ISA_AVX2, matmul_gemm_accepts, matmul_gemm},
@@ -376,6 +405,9 @@ const kn_op_def kn_op_matmul = {
     .infer = matmul_infer,
     .impls = matmul_impls,
     .grad = matmul_grad,
+    .prepack = matmul_prepack,
+    .prepack_free = gemm_prepack_free,
+    .prepack_in = 1,
     .amp = KN_AMP_LOWP,
     .layout = KN_LAYOUT_FIXED,
 };

@@ -85,13 +85,34 @@ static kn_status fused_gemm(const kn_op_args *a)
         ep.ldr = out;
     }
     kn_dtype compute = x->dtype == KN_BF16 ? KN_BF16 : KN_F32;
-    kn_status s = m == 0 ? KN_OK
-                         : kn__gemm(compute, false, true, m, out, in, kn__tensor_ptr(x), x->dtype, lda,
-                                    kn__tensor_ptr(w), w->dtype, w->strides[0], 0.0f, kn__tensor_ptr(y),
-                                    y->dtype, out, &ep);
+    const kn_gemm_packed *pb = m > 4 ? a->prepacked : NULL; /* m <= 4: the small-m path */
+    kn_status s = KN_OK;
+    if (m > 0 && pb)
+        s = kn__gemm_packed(compute, false, true, m, out, in, kn__tensor_ptr(x), x->dtype, lda, NULL,
+                            NULL, w->dtype, 0, pb, 0.0f, kn__tensor_ptr(y), y->dtype, out, &ep);
+    else if (m > 0)
+        s = kn__gemm(compute, false, true, m, out, in, kn__tensor_ptr(x), x->dtype, lda,
+                     kn__tensor_ptr(w), w->dtype, w->strides[0], 0.0f, kn__tensor_ptr(y), y->dtype,
+                     out, &ep);
     kn_tensor_unref(bias);
     return s;
 }
+
+/* def->prepack: the weight packed as the GEMM's B operand (x · wᵀ). */
+static void *fused_prepack(const kn_op_args *a)
+{
+    const kn_tensor *x = a->in[0], *w = a->in[1];
+    int64_t in = w->ndim == 2 ? w->shape[1] : 0, m = in ? kn_tensor_numel(x) / in : 0;
+    if (kn_isa_max() < KN_ISA_AVX2 || !fused_accepts(a) || m <= 4) return NULL;
+    kn_dtype compute = x->dtype == KN_BF16 ? KN_BF16 : KN_F32;
+    kn_gemm_packed *pb = NULL;
+    if (kn__gemm_pack_b(&pb, compute, true, in, w->shape[0], kn__tensor_ptr(w), w->dtype,
+                        w->strides[0]))
+        return NULL;
+    return pb;
+}
+
+static void fused_prepack_free(void *p) { kn__gemm_packed_free(p); }
 
 /* The reference twin: linear, add and the activation as separate ops. */
 static kn_status fused_ref(const kn_op_args *a)
@@ -126,4 +147,7 @@ const kn_op_def kn_op_linear_fused = {
     .flops = kn__linear_flops, /* same inputs as linear */
     .amp = KN_AMP_LOWP,
     .layout = KN_LAYOUT_FIXED,
+    .prepack = fused_prepack,
+    .prepack_free = fused_prepack_free,
+    .prepack_in = 1,
 };

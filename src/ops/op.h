@@ -134,6 +134,10 @@ struct kn_op_def {
  * implementation that accepts, records for autograd. out[] gets new refs. */
 kn_status kn__op_call(const kn_op_def *def, int n_in, kn_tensor *const *in, const void *attrs,
                       int n_out, kn_tensor **out);
+/* The same, handing the kernels def->prepack's result for these inputs. */
+kn_status kn__op_call_prepacked(const kn_op_def *def, int n_in, kn_tensor *const *in,
+                                const void *attrs, int n_out, kn_tensor **out,
+                                const void *prepacked);
 /* Runs the first implementation that accepts `a`, whose outputs are already
  * allocated with the inferred shapes (the graph executor's fast path). */
 kn_status kn__op_run_kernel(const kn_op_args *a);

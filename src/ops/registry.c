@@ -200,6 +200,13 @@ static bool any_requires_grad(int n_in, kn_tensor *const *in)
 kn_status kn__op_call(const kn_op_def *def, int n_in, kn_tensor *const *in, const void *attrs,
                       int n_out, kn_tensor **out)
 {
+    return kn__op_call_prepacked(def, n_in, in, attrs, n_out, out, NULL);
+}
+
+kn_status kn__op_call_prepacked(const kn_op_def *def, int n_in, kn_tensor *const *in,
+                                const void *attrs, int n_out, kn_tensor **out,
+                                const void *prepacked)
+{
     bool symbolic = false;
     if (!out || n_out < 1 || n_out > MAX_OUTS)
         return kn__error(KN_ERR_ARG, "%s: %d outputs requested (1..%d)", def->name, n_out,
@@ -208,7 +215,7 @@ kn_status kn__op_call(const kn_op_def *def, int n_in, kn_tensor *const *in, cons
         out[i] = NULL;
     kn_status s = check_inputs(def, n_in, in, n_out, &symbolic);
     if (s) return s;
-    kn_op_args a = {def, in, n_in, NULL, n_out, attrs, NULL};
+    kn_op_args a = {def, in, n_in, NULL, n_out, attrs, prepacked};
     kn_out_meta meta[MAX_OUTS];
     if (def->infer && (s = def->infer(&a, meta)))
         return symbolic && any_traced(n_in, in) ? with_call_site(s) : s;
