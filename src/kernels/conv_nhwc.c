@@ -130,7 +130,11 @@ static void pad_rows(int64_t r0, int64_t r1, void *arg)
             continue;
         }
         memset(row, 0, (size_t)(pl * j->cinp) * es);
-        for (int64_t iw = 0; iw < W; iw++) {
+        const char *src_row = j->x->p + (n * j->x->sn + ih * j->x->ss[1]) * (int64_t)xes;
+        bool whole_row = j->dt == j->x->dt && j->cinp == g->cin && j->x->ss[2] == g->cin;
+        if (whole_row) /* the row's pixels are one run of W*cin values */
+            memcpy(row + (size_t)(pl * j->cinp) * es, src_row, (size_t)(W * g->cin) * es);
+        for (int64_t iw = 0; iw < W && !whole_row; iw++) {
             const char *s = j->x->p + (n * j->x->sn + ih * j->x->ss[1] + iw * j->x->ss[2]) * (int64_t)xes;
             char *d = row + (size_t)((pl + iw) * j->cinp) * es;
             if (j->dt == j->x->dt) {
@@ -160,6 +164,7 @@ typedef struct tiles {
     int64_t toff[64];
     const int64_t *toffp;
     int ntaps;
+    int64_t cin; /* values per tap run */
     bool flat;
     int64_t rows, rw, tpr, ntiles;
 } tiles;
@@ -206,10 +211,10 @@ static void run_tile(const tiles *t, int64_t j, int64_t tile)
     const char *wp = (const char *)t->w->p + j * t->w->blk_elems * (int64_t)kn_dtype_size(t->w->dt);
 #if KILN_X86
     if (t->w->dt == KN_BF16)
-        kn__conv_nhwc_bf16_avx512bf16((const uint16_t *)xp, xs, t->toffp, t->ntaps, t->w->cinp,
+        kn__conv_nhwc_bf16_avx512bf16((const uint16_t *)xp, xs, t->toffp, t->ntaps, t->cin,
                                       (const uint16_t *)wp, (int)(q1 - q0), (int)nr, &gt);
     else
-        kn__conv_nhwc_f32_avx512((const float *)xp, xs, t->toffp, t->ntaps, t->w->cinp,
+        kn__conv_nhwc_f32_avx512((const float *)xp, xs, t->toffp, t->ntaps, t->cin,
                                  (const float *)wp, (int)(q1 - q0), (int)nr, &gt);
 #else
     (void)xp, (void)wp, (void)xs, (void)gt;
@@ -250,9 +255,14 @@ kn_status kn__conv_nhwc_run(const kn_conv_geom *g, const kn_conv_act *x, const k
         kn_parallel_for(g->n * hp, 8, pad_rows, &pj);
         t.src = (src_view){copy, w->dt, hp * wp * w->cinp, wp * w->cinp, w->cinp};
     }
+    /* Undilated rows of pixels holding exactly cinp channels: the kw taps of
+     * one kh are one run of kw*cinp values, as the packed weights are. */
+    bool merge_kw = g->d[2] == 1 && t.src.ps == w->cinp;
+    t.cin = merge_kw ? w->kw * w->cinp : w->cinp;
+    t.ntaps = merge_kw ? (int)w->kh : (int)taps;
     for (int64_t kh = 0; kh < w->kh; kh++)
-        for (int64_t kw = 0; kw < w->kw; kw++)
-            t.toff[kh * w->kw + kw] = kh * g->d[1] * t.src.rs + kw * g->d[2] * t.src.ps;
+        for (int64_t kw = 0; kw < (merge_kw ? 1 : w->kw); kw++)
+            t.toff[kh * (merge_kw ? 1 : w->kw) + kw] = kh * g->d[1] * t.src.rs + kw * g->d[2] * t.src.ps;
     t.toffp = t.toff;
     int64_t OH = g->out[1], OW = g->out[2];
     /* 1×1 stride 1 over contiguous rows: tiles may cross output rows */
