@@ -5,6 +5,7 @@
  * GEMM paths, so their results inherit its thread-count independence:
  * tiles are fixed by the shape alone and processed in a fixed order. */
 #include "conv_fast.h"
+#include "conv_dw.h"
 #include "conv_nhwc.h"
 
 #include <stdatomic.h>
@@ -19,6 +20,8 @@
 /* ---------------------------------------------------------------- helpers */
 struct kn_conv_packed {
     kn_conv_nhwc_w *nhwc; /* for the direct NHWC kernel */
+    float *dw;            /* for the NHWC depthwise kernel (kn__conv_dw_nhwc_pack) */
+    int64_t dw_c, dw_kh, dw_kw; /* the geometry dw was packed for */
 };
 
 bool kn__conv_fast_dtypes(kn_dtype x, kn_dtype w, kn_dtype y)
@@ -532,6 +535,12 @@ static kn_status conv_fwd_depthwise(const kn_conv_geom *g, const kn_conv_act *x,
                                     const kn_epilogue *ep)
 {
 #if KILN_X86
+    if (g->nhwc) {
+        const kn_conv_packed *pk = w->packed;
+        bool fits = pk && pk->dw && pk->dw_c == g->cin && pk->dw_kh == g->k[1] &&
+                    pk->dw_kw == g->k[2];
+        return kn__conv_dw_nhwc(g, x, w, fits ? pk->dw : NULL, y, ep);
+    }
     int64_t C = g->cin, kk = g->k[1] * g->k[2];
     float *wp = kn_alloc(sizeof(float) * (size_t)(C * kk));
     if (!wp) return KN_ERR_NOMEM;
@@ -669,12 +678,28 @@ kn_conv_packed *kn__conv_pack(const kn_conv_geom *g, const kn_conv_wgt *w, kn_dt
                               const kn_conv_act *x, const kn_conv_act *y, kn_status *status)
 {
     *status = KN_OK;
+#if KILN_X86
+    if (kn__conv_is_depthwise(g) && g->nhwc && kn_isa_max() >= KN_ISA_AVX512 && x->sc == 1 &&
+        y->sc == 1) {
+        kn_conv_packed *p = kn_alloc(sizeof *p);
+        float *wp = p ? kn_alloc(sizeof(float) * (size_t)kn__conv_dw_nhwc_wsize(g)) : NULL;
+        if (!wp) {
+            kn_free(p);
+            *status = KN_ERR_NOMEM;
+            return NULL;
+        }
+        kn__conv_dw_nhwc_pack(g, w, wp);
+        *p = (kn_conv_packed){.dw = wp, .dw_c = g->cin, .dw_kh = g->k[1], .dw_kw = g->k[2]};
+        return p;
+    }
+#endif
     if (!kn__conv_nhwc_usable(g, x, y, compute) || kn__conv_is_depthwise(g)) return NULL;
     kn_conv_packed *p = kn_alloc(sizeof *p);
     if (!p) {
         *status = KN_ERR_NOMEM;
         return NULL;
     }
+    *p = (kn_conv_packed){0};
     if ((*status = kn__conv_nhwc_pack(g, w, compute, &p->nhwc))) {
         kn_free(p);
         return NULL;
@@ -686,6 +711,7 @@ void kn__conv_packed_free(kn_conv_packed *p)
 {
     if (!p) return;
     kn__conv_nhwc_free(p->nhwc);
+    kn_free(p->dw);
     kn_free(p);
 }
 
