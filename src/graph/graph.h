@@ -123,6 +123,7 @@ kn_status kn__pass_inference(kn_graph *g, unsigned flags);
 kn_status kn__pass_bnfold(kn_graph *g, unsigned flags);
 kn_status kn__pass_fuse(kn_graph *g, unsigned flags);
 kn_status kn__pass_convfuse(kn_graph *g, unsigned flags);
+kn_status kn__pass_layout(kn_graph *g, unsigned flags);
 kn_status kn__pass_expand(kn_graph *g, unsigned flags);
 
 /* Executor (exec.c). */

@@ -12,6 +12,11 @@ static const struct {
     {"infer", kn__pass_infer}, {"dce", kn__pass_dce},   {"cse", kn__pass_cse},
     {"fold", kn__pass_fold},   {"inference", kn__pass_inference}, {"bnfold", kn__pass_bnfold},
     {"convfuse", kn__pass_convfuse},
+    /* after bnfold and convfuse (their conv patterns are layout-blind and
+     * leave fewer nodes to place), before expand (global pools still carry
+     * their layout attr) and fuse (elementwise chains inside a region fuse
+     * between its edges) */
+    {"layout", kn__pass_layout},
     {"expand", kn__pass_expand},
     {"fuse", kn__pass_fuse},
 };
