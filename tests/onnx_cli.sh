@@ -24,6 +24,9 @@ head -c 6 "$dir/npy/output_0.npy" | od -c | grep -q "N   U   M   P   Y"
 "$kiln" bench "$m/model.onnx" --iterations 5 --warmup 1 > "$dir/bench.txt"
 grep -q "^latency  median .* ms  p90 .* ms" "$dir/bench.txt"
 grep -q "^throughput " "$dir/bench.txt"
+"$kiln" bench "$m/model.onnx" --iterations 3 --warmup 1 --profile > "$dir/bench_profile.txt"
+grep -q "^per op, summed over the 3 measured iterations" "$dir/bench_profile.txt"
+grep -q "^total " "$dir/bench_profile.txt"
 "$kiln" convert "$data/node/test_matmul_2d/model.onnx" "$dir/mm.json" > /dev/null
 "$kiln" summary "$dir/mm.json" | grep -q "matmul"
 # and back: the kiln graph exported to ONNX gives the test's expected output

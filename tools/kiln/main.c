@@ -19,6 +19,7 @@ static int usage(FILE *f)
                "       kiln run MODEL.onnx [--input X.pb|X.npy ...] --output DIR [--format pb|npy]\n"
                "                [--batch N] [--threads T] [--profile]\n"
                "       kiln bench MODEL.onnx [--input ...] [--batch N] [--iterations K] [--warmup W] [--threads T]\n"
+               "                [--profile]\n"
                "       kiln convert MODEL.onnx OUT.json [--batch N] | GRAPH.json OUT.onnx\n"
                "GRAPH.json and its weights come from kn_graph_save / kn_block_export; the weights\n"
                "default to the .json path with .safetensors in place of .json.\n");

@@ -218,6 +218,10 @@ int kiln_bench(int argc, char **argv)
     double *ms = malloc(sizeof(double) * (size_t)a.iterations);
     for (long long i = 0; ms && i < a.warmup + a.iterations && !st; i++) {
         kn_tensor *out[MAX_IO] = {0};
+        if (a.profile && i == a.warmup) { /* time the measured runs per op */
+            kn_graph *g = kn_onnx_graph(m, n_in, in);
+            if (g) kn_graph_set_profiling(g, true);
+        }
         double t0 = kiln_now();
         if (kn_onnx_run(m, n_in, in, n_out, out)) st = run_fail("bench", a.model);
         double t1 = kiln_now();
@@ -232,6 +236,11 @@ int kiln_bench(int argc, char **argv)
                (long long)batch, a.iterations, a.warmup);
         printf("latency  median %.4f ms  p90 %.4f ms  min %.4f ms\n", median, p90, ms[0]);
         printf("throughput  %.1f samples/s\n", median > 0 ? batch * 1e3 / median : INFINITY);
+        kn_graph *g = a.profile ? kn_onnx_graph(m, n_in, in) : NULL;
+        if (g) {
+            printf("per op, summed over the %lld measured iterations:\n", a.iterations);
+            kn_graph_print_profile(g, stdout);
+        }
     }
     free(ms);
     release(m, n_in, in);
