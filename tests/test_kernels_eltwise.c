@@ -16,10 +16,22 @@
  *     2-D and 5-D transposes) in f32/bf16/f16 through the blocked AVX-512
  *     transpose, bitwise equal to the generic strided copy; the kernel alone
  *     against a plain loop over tails of every size 1..33;
+ *   - erf (the fused programs' vector erf) against glibc's erff over [-10, 10]
+ *     and special values (signed zeros, subnormals, infinities, NaN);
+ *   - fused_elementwise programs (random steps over inputs broadcast as
+ *     columns, rows, scalars, transposed views, tails) against their twin:
+ *     the same steps run one by one over whole arrays through each ISA's
+ *     kernels (or the ops' scalar functions for steps without one) — same
+ *     bits, for the whole-program interpreter, its staged path, the
+ *     step-by-step block path and KILN_ISA=ref; 1 vs 2 threads: same bits;
+ *   - the AVX-512 GEMM epilogue's smooth activations against f64, and tail
+ *     lanes against full-vector lanes;
  *   - 1 vs 2 threads: same bits. */
 #include "harness.h"
 #include "kernels/eltwise.h"
+#include "kernels/gemm.h"
 #include "kernels/transpose.h"
+#include "ops/fused.h"
 #include "tensor/tensor.h"
 
 #include <assert.h>
@@ -31,13 +43,14 @@ typedef struct level {
     const char *name;
     uint32_t need;
     kn_ew_unary_fn unary;
+    kn_ew_binary_fn binary;
 } level;
 
 static const level LEVELS[] = {
     {KN_ISA_AVX512, "avx512",
      KN_CPU_AVX512F | KN_CPU_AVX512BW | KN_CPU_AVX512VL | KN_CPU_AVX2 | KN_CPU_FMA,
-     kn__ew_unary_avx512},
-    {KN_ISA_AVX2, "avx2", KN_CPU_AVX2 | KN_CPU_FMA, kn__ew_unary_avx2},
+     kn__ew_unary_avx512, kn__ew_binary_avx512},
+    {KN_ISA_AVX2, "avx2", KN_CPU_AVX2 | KN_CPU_FMA, kn__ew_unary_avx2, kn__ew_binary_avx2},
 };
 
 static bool have(const level *l)
@@ -99,7 +112,8 @@ static void approx_sweep(void)
         {"exp", KN_EWV_EXP, exp, KN_EWV_EXP_MAX_ULP, -INFINITY},
         {"log", KN_EWV_LOG, log, KN_EWV_LOG_MAX_ULP, -INFINITY},
         {"tanh", KN_EWV_TANH, tanh, KN_EWV_TANH_MAX_ULP, -INFINITY},
-        {"gelu", KN_EWV_GELU, gelu_d, KN_EWV_ERF_MAX_ULP, -INFINITY},
+        {"gelu", KN_EWV_GELU, gelu_d, KN_EWV_GELU_MAX_ULP, -INFINITY},
+        {"erf", KN_EWV_ERF, erf, KN_EWV_ERF_MAX_ULP, -INFINITY},
         {"sigmoid", KN_EWV_SIGMOID, sig_d, KN_EWV_SIGMOID_MAX_ULP, -INFINITY},
         /* silu keeps the reference's x / (1 + e^-x), which is -0 below -88.7 */
         {"silu", KN_EWV_SILU, silu_d, KN_EWV_SIGMOID_MAX_ULP, -88.0},
@@ -196,7 +210,7 @@ static const ucase UCASES[] = {
     {"tanh", kn_tanh, KN_EWV_TANH_MAX_ULP + 1, 0, -12, 12, KN_EWV_TANH, 0, 0},
     {"sigmoid", kn_sigmoid, KN_EWV_SIGMOID_MAX_ULP + 2, 0, -100, 100, KN_EWV_SIGMOID, 0, 0},
     {"silu", kn_silu, KN_EWV_SIGMOID_MAX_ULP + 2, 0, -100, 100, KN_EWV_SILU, 0, 0},
-    {"gelu", kn_gelu, KN_EWV_ERF_MAX_ULP + 2, 0x1p-22, -12, 12, KN_EWV_GELU, 0, 0},
+    {"gelu", kn_gelu, KN_EWV_GELU_MAX_ULP + 2, 0x1p-22, -12, 12, KN_EWV_GELU, 0, 0},
     {"gelu_tanh", kn_gelu_tanh, KN_EWV_EXP_MAX_ULP + 4, 0x1p-22, -12, 12, KN_EWV_GELU_TANH, 0, 0},
 };
 
@@ -455,6 +469,398 @@ static void thread_independence(void)
     kn_set_num_threads(old);
 }
 
+/* ------------------------------------------------------------------ erf */
+/* The vector erf against glibc's erff (itself within 0.9 ulp of erf): every
+ * 97th f32 in [-10, 10], then special values. Bound KN_EWV_ERF_MAX_ULP
+ * (2; measured 1.0 against erff, 1.29 against erf in f64). */
+static void erf_vs_libm(void)
+{
+    static const float special[] = {0.0f,       -0.0f,    1e-45f,   -1e-45f,   1e-40f,      -3e-39f,
+                                    FLT_MIN,    -FLT_MIN, 1e-20f,   -1e-8f,    0.99999994f, 1.0f,
+                                    1.0000001f, -1.0f,    3.9192f,  -3.92f,    10.0f,       -10.0f,
+                                    1e30f,      -FLT_MAX, INFINITY, -INFINITY, NAN};
+    enum { B = 4096 };
+    static float x[B], y[B];
+    for (int l = 0; l < KN_ARRAY_LEN(LEVELS); l++) {
+        if (!have(&LEVELS[l])) continue;
+        double worst = 0, worst_x = 0;
+        int64_t count = 0, bad = 0;
+        uint32_t lim = 0x41200000u; /* 10.0f */
+        for (uint64_t u = 0; u <= 2ull * lim;) {
+            int n = 0;
+            for (; n < B && u <= 2ull * lim; u += 97) {
+                uint32_t b = u <= lim ? (uint32_t)u : 0x80000000u | (uint32_t)(u - lim);
+                memcpy(&x[n++], &b, 4);
+            }
+            LEVELS[l].unary(KN_EWV_ERF, KN_F32, x, y, n, 0, 0);
+            for (int i = 0; i < n; i++) {
+                float want = erff(x[i]);
+                double e = fabs((double)y[i] - want) / ULP32(want);
+                count++;
+                if (e > worst) worst = e, worst_x = x[i];
+            }
+        }
+        printf("  erf     %-6s max error %.2f ulp against erff (at x = %.9g) over %lld inputs\n",
+               LEVELS[l].name, worst, worst_x, (long long)count);
+        KT_CHECK(worst <= KN_EWV_ERF_MAX_ULP, "%s erf: %.2f ulp from erff", LEVELS[l].name, worst);
+        int ns = KN_ARRAY_LEN(special);
+        LEVELS[l].unary(KN_EWV_ERF, KN_F32, special, y, ns, 0, 0);
+        for (int i = 0; i < ns; i++) {
+            float want = erff(special[i]), got = y[i], one;
+            bool ok = isnan(want) ? isnan(got)
+                      : isinf(special[i]) || fabsf(special[i]) >= 4
+                          ? got == want /* exactly +-1 */
+                          : fabs((double)got - want) <= KN_EWV_ERF_MAX_ULP * ULP32(want);
+            ok = ok && (isnan(want) || signbit(got) == signbit(want)); /* erf(-0) = -0 */
+            /* a lone element (masked tail) gives the bits of the full vector */
+            LEVELS[l].unary(KN_EWV_ERF, KN_F32, &special[i], &one, 1, 0, 0);
+            ok = ok && memcmp(&one, &got, 4) == 0;
+            if (!ok && bad++ < 5)
+                fprintf(stderr, "  %s erf(%a) = %a, erff %a\n", LEVELS[l].name, (double)special[i],
+                        (double)got, (double)want);
+        }
+        KT_CHECK(bad == 0, "%s erf: %lld special values wrong", LEVELS[l].name, (long long)bad);
+    }
+    kt_mark("erf", KT_FWD);
+}
+
+/* ---------------------------------------------------- fused programs */
+/* Ops a random program draws from, with the attrs it gives them; the last
+ * ones have no vector kernel (their steps send the whole program down the
+ * step-by-step block path). */
+static const struct {
+    const char *name;
+    double alpha, beta;
+} POPS[] = {{"add", 0, 0},
+            {"sub", 0, 0},
+            {"mul", 0, 0},
+            {"div", 0, 0},
+            {"maximum", 0, 0},
+            {"minimum", 0, 0},
+            {"neg", 0, 0},
+            {"abs", 0, 0},
+            {"relu", 0, 0},
+            {"relu6", 0, 0},
+            {"leaky_relu", 0.1, 0},
+            {"sigmoid", 0, 0},
+            {"tanh", 0, 0},
+            {"exp", 0, 0},
+            {"log", 0, 0},
+            {"gelu", 0, 0},
+            {"gelu_tanh", 0, 0},
+            {"silu", 0, 0},
+            {"hard_sigmoid", 0.2, 0.5},
+            {"hard_swish", 0, 0},
+            {"clip", -0.5, 1.5},
+            {"sqrt", 0, 0},
+            {"rsqrt", 0, 0},
+            {"square", 0, 0},
+            {"erf", 0, 0},
+            {"erf", 0, 0},
+            {"sin", 0, 0},
+            {"pow", 0, 0},
+            {"floor", 0, 0}};
+enum { POPS_VEC = 26 }; /* POPS[0 .. POPS_VEC) have vector kernels */
+
+static int op_index(const kn_op_def *def)
+{
+    for (int i = 0; i < kn_op_count(); i++)
+        if (kn_op_at(i) == def) return i;
+    return -1;
+}
+
+/* The vector kernel fused.c gives a step (its documented mapping). */
+static kn_ew_op prog_vec_op(const kn_op_def *def)
+{
+    kn_ew_op op = kn__ew_vec_op(def);
+    return op == KN_EWV_NONE && def == kn_op_find("erf") ? KN_EWV_ERF : op;
+}
+
+/* The twin: each step over whole arrays of n elements (inputs already
+ * broadcast), through level l's kernels (l < 0: the ops' scalar f32
+ * functions). Returns the last step's values (malloc'd). */
+static float *run_twin(const kn_fused_attrs *at, int n_in, float *const *in, int64_t n, int l)
+{
+    float *res[KN_FUSED_MAX_STEPS];
+    for (int j = 0; j < at->n_steps; j++) {
+        const kn_fused_step *st = &at->steps[j];
+        const kn_op_def *def = kn_op_at(st->op);
+        const float *a = st->a >= KN_FUSED_STEP_REF ? res[st->a - KN_FUSED_STEP_REF] : in[st->a];
+        const float *b = def->n_in < 2                ? NULL
+                         : st->b >= KN_FUSED_STEP_REF ? res[st->b - KN_FUSED_STEP_REF]
+                                                      : in[st->b];
+        float *r = res[j] = malloc(sizeof(float) * (size_t)(n ? n : 1));
+        kn_ew_op vop = prog_vec_op(def);
+        kn_unary_attrs ua = {st->alpha, st->beta};
+        if (l >= 0 && vop != KN_EWV_NONE) {
+            if (b)
+                LEVELS[l].binary(vop, KN_F32, a, b, r, n, KN_EW_VV, 0);
+            else
+                LEVELS[l].unary(vop, KN_F32, a, r, n, (float)st->alpha, (float)st->beta);
+        } else if (b) {
+            const kn_binary_fn *fn = def->data;
+            for (int64_t i = 0; i < n; i++)
+                r[i] = fn->f32(a[i], b[i]);
+        } else {
+            const kn_unary_fn *fn = def->data;
+            for (int64_t i = 0; i < n; i++)
+                r[i] = fn->f32(a[i], &ua);
+        }
+        (void)n_in;
+    }
+    for (int j = 0; j < at->n_steps - 1; j++)
+        free(res[j]);
+    return res[at->n_steps - 1];
+}
+
+static bool same_or_nan(const float *a, const float *b, int64_t n, int64_t *where)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (!(isnan(a[i]) && isnan(b[i])) && memcmp(&a[i], &b[i], 4) != 0) {
+            *where = i;
+            return false;
+        }
+    return true;
+}
+
+/* An input of the program: `kind` 0 full, 1 row (last dim), 2 column (last
+ * dim 1), 3 scalar (0-d), 4 full as a transposed view (strided). */
+static kn_tensor *prog_input(int nd, const int64_t *shape, int kind)
+{
+    int64_t sh[KN_MAX_DIMS];
+    memcpy(sh, shape, sizeof(int64_t) * (size_t)nd);
+    if (kind == 1) return rand_tensor(KN_F32, 1, &shape[nd - 1], 0);
+    if (kind == 2) sh[nd - 1] = 1;
+    if (kind == 3) return rand_tensor(KN_F32, 0, sh, 0);
+    return rand_tensor(KN_F32, nd, sh, kind == 4 && nd >= 2 ? 1 : 0);
+}
+
+/* One random program over inputs of the given kinds: the fused op at each
+ * ISA level against the twin at that level, bitwise. */
+static void check_program(int nd, const int64_t *shape, int n_in, const int *kinds, int n_steps,
+                          bool vec_only, const char *what)
+{
+    kn_fused_attrs at = {.registry = kn__registry_fingerprint(), .n_steps = n_steps};
+    for (int j = 0; j < n_steps; j++) {
+        int o = (int)(urand() * (vec_only ? POPS_VEC : KN_ARRAY_LEN(POPS)));
+        const kn_op_def *def = kn_op_find(POPS[o].name);
+        int n_opd = j + n_in;
+        int pick_a = (int)(urand() * n_opd), pick_b = (int)(urand() * n_opd);
+        if (j == n_steps - 1 && j > 0) pick_a = n_in + j - 1; /* keep a chain */
+        at.steps[j] = (kn_fused_step){
+            .op = op_index(def),
+            .a = pick_a < n_in ? pick_a : KN_FUSED_STEP_REF + pick_a - n_in,
+            .b = def->n_in == 2 ? (pick_b < n_in ? pick_b : KN_FUSED_STEP_REF + pick_b - n_in) : 0,
+            .alpha = POPS[o].alpha,
+            .beta = POPS[o].beta};
+    }
+    kn_tensor *in[KN_FUSED_MAX_INPUTS] = {0};
+    float *flat[KN_FUSED_MAX_INPUTS] = {0};
+    int64_t n = kn__shape_numel(nd, shape);
+    for (int k = 0; k < n_in; k++) {
+        in[k] = prog_input(nd, shape, kinds[k]);
+        kn_tensor *e = kn_expand(in[k], nd, shape), *c = kn_contiguous(e);
+        flat[k] = to_f32(c);
+        kn_tensor_unref(e), kn_tensor_unref(c);
+    }
+    /* the output's shape is the broadcast of the inputs: make input 0 full */
+    for (int l = -1; l < KN_ARRAY_LEN(LEVELS); l++) {
+        if (l >= 0 && !have(&LEVELS[l])) continue;
+        kn_set_isa(l < 0 ? KN_ISA_REF : LEVELS[l].isa);
+        kn_tensor *y = kn__op_call1(&kn_op_fused_elementwise, n_in, in, &at);
+        kn_set_isa(KN_ISA_AVX512BF16);
+        KT_NOTNULL(y);
+        if (!y) continue;
+        float *got = to_f32(y), *want = run_twin(&at, n_in, flat, n, l);
+        int64_t where = 0;
+        bool ok = kn_tensor_numel(y) == n && same_or_nan(got, want, n, &where);
+        KT_CHECK(ok, "%s %s: %d steps over %d inputs, element %lld: %.9g, twin %.9g", what,
+                 l < 0 ? "ref" : LEVELS[l].name, n_steps, n_in, (long long)where,
+                 got ? got[where] : 0.0, want[where]);
+        free(got), free(want);
+        kn_tensor_unref(y);
+    }
+    for (int k = 0; k < n_in; k++)
+        kn_tensor_unref(in[k]), free(flat[k]);
+}
+
+static void fused_programs(void)
+{
+    static const struct {
+        int nd;
+        int64_t shape[3];
+    } shapes[] = {{1, {1}},      {1, {7}},         {1, {16}},       {1, {17}},
+                  {2, {3, 33}},  {2, {5, 257}},    {3, {2, 7, 31}}, {3, {1, 13, 768}},
+                  {2, {37, 65}}, {3, {3, 5, 1003}}};
+    /* input kinds after input 0 (always full or transposed) */
+    static const int kinds[][3] = {{0, 0, 0}, {0, 1, 3}, {0, 2, 1}, {0, 3, 3},
+                                   {4, 2, 0}, {0, 2, 3}, {4, 1, 2}, {0, 2, 2}};
+    for (int s = 0; s < KN_ARRAY_LEN(shapes); s++)
+        for (int c = 0; c < KN_ARRAY_LEN(kinds); c++)
+            for (int n_in = 1; n_in <= 3; n_in++)
+                for (int v = 0; v < 2; v++) {
+                    int steps = 1 + (int)(urand() * 10);
+                    check_program(shapes[s].nd, shapes[s].shape, n_in, kinds[c], steps, v == 0,
+                                  v == 0 ? "vector steps" : "any steps");
+                }
+    /* the BERT GELU as exported: x / sqrt2 -> erf -> + 1 -> x * . */
+    int64_t sh[3] = {1, 128, 96};
+    int kd[3] = {0, 3, 3};
+    kn_fused_attrs at = {.registry = kn__registry_fingerprint(), .n_steps = 4};
+    at.steps[0] = (kn_fused_step){.op = op_index(kn_op_find("div")), .a = 0, .b = 1};
+    at.steps[1] = (kn_fused_step){.op = op_index(kn_op_find("erf")), .a = KN_FUSED_STEP_REF};
+    at.steps[2] =
+        (kn_fused_step){.op = op_index(kn_op_find("add")), .a = KN_FUSED_STEP_REF + 1, .b = 2};
+    at.steps[3] =
+        (kn_fused_step){.op = op_index(kn_op_find("mul")), .a = 0, .b = KN_FUSED_STEP_REF + 2};
+    kn_tensor *in[3] = {prog_input(3, sh, kd[0]), kn_tensor_scalar(KN_F32, 1.4142135381698608),
+                        kn_tensor_scalar(KN_F32, 1.0)};
+    kn_tensor *y = kn__op_call1(&kn_op_fused_elementwise, 3, in, &at);
+    kn_set_isa(KN_ISA_REF);
+    kn_tensor *r = kn__op_call1(&kn_op_fused_elementwise, 3, in, &at);
+    kn_set_isa(KN_ISA_AVX512BF16);
+    KT_NOTNULL(y);
+    KT_NOTNULL(r);
+    float *fy = y ? to_f32(y) : NULL, *fr = r ? to_f32(r) : NULL, *fx = to_f32(in[0]);
+    for (int64_t i = 0; fy && fr && i < kn_tensor_numel(y); i++) {
+        /* the exact GELU of the rounded z, in f64 */
+        double x = fx[i], g = x * (1.0 + erf((double)(float)(x / 1.4142135381698608)));
+        /* erf within 2 ulp of <= 1, then 1 + erf and x * (.) round: 3 ulps of 2|x| */
+        double tol = 3 * ULP32(2 * fabs(x)) + 1e-30;
+        bool ok = isfinite(g)
+                      ? fabs(fy[i] - g) <= tol && fabs(fr[i] - g) <= tol
+                      : (isnan(g) && isnan(fy[i]) && isnan(fr[i])) || (fy[i] == g && fr[i] == g);
+        KT_CHECK(ok, "gelu program at x=%.9g: %.9g, ref %.9g, f64 %.9g", x, fy[i], fr[i], g);
+        if (!ok) break;
+    }
+    free(fy), free(fr), free(fx);
+    kn_tensor *objs[] = {in[0], in[1], in[2], y, r};
+    for (int i = 0; i < 5; i++)
+        kn_tensor_unref(objs[i]);
+    kt_mark("fused_elementwise", KT_FWD);
+}
+
+/* the program interpreter's results do not depend on how threads cut runs */
+static void fused_threads(void)
+{
+    int64_t sh[2] = {(1 << 9) + 3, 1031}, col[2] = {(1 << 9) + 3, 1};
+    kn_tensor *in[3] = {rand_tensor(KN_F32, 2, sh, 0), rand_tensor(KN_F32, 2, col, 0),
+                        kn_tensor_scalar(KN_F32, 0.5)};
+    kn_fused_attrs at = {.registry = kn__registry_fingerprint(), .n_steps = 5};
+    at.steps[0] = (kn_fused_step){.op = op_index(kn_op_find("sub")), .a = 0, .b = 1};
+    at.steps[1] = (kn_fused_step){.op = op_index(kn_op_find("erf")), .a = KN_FUSED_STEP_REF};
+    at.steps[2] =
+        (kn_fused_step){.op = op_index(kn_op_find("mul")), .a = KN_FUSED_STEP_REF + 1, .b = 2};
+    at.steps[3] = (kn_fused_step){.op = op_index(kn_op_find("sqrt")), .a = 1};
+    at.steps[4] = (kn_fused_step){
+        .op = op_index(kn_op_find("div")), .a = KN_FUSED_STEP_REF + 2, .b = KN_FUSED_STEP_REF + 3};
+    int old = kn_get_num_threads();
+    for (int l = 0; l < KN_ARRAY_LEN(LEVELS); l++) {
+        if (!have(&LEVELS[l])) continue;
+        kn_set_isa(LEVELS[l].isa);
+        kn_tensor *y[2];
+        for (int t = 0; t < 2; t++) {
+            kn_set_num_threads(t + 1);
+            y[t] = kn__op_call1(&kn_op_fused_elementwise, 3, in, &at);
+        }
+        KT_CHECK(y[0] && y[1] && kt_equal_bits(y[0], y[1]), "%s: 1 vs 2 threads", LEVELS[l].name);
+        kn_tensor_unref(y[0]), kn_tensor_unref(y[1]);
+    }
+    kn_set_isa(KN_ISA_AVX512BF16);
+    kn_set_num_threads(old);
+    for (int k = 0; k < 3; k++)
+        kn_tensor_unref(in[k]);
+}
+
+/* ------------------------------------------- GEMM epilogue activations */
+static double act_truth(kn_act act, double v)
+{
+    switch (act) {
+    case KN_ACT_GELU:
+        return gelu_d(v);
+    case KN_ACT_GELU_TANH:
+        return v / (1.0 + exp(-2.0 * 0.79788456080286535588 * (v + 0.044715 * v * v * v)));
+    case KN_ACT_SILU:
+        return silu_d(v);
+    case KN_ACT_SIGMOID:
+        return sig_d(v);
+    default:
+        return tanh(v);
+    }
+}
+
+/* The AVX-512 epilogue's smooth activations (gemm_act_avx512.c, vmath.h)
+ * through 1×n GEMMs with k = 1 (C = 1 · x, exact): every 2003rd f32 in
+ * [-40, 40] and specials, against the function in f64. gelu/gelu_tanh run
+ * in f64 lanes: within 1.5 ulp; silu/sigmoid/tanh use the f32 kernels:
+ * within their bounds + 0.5. Results below 2^-100 are skipped (subnormal
+ * tails, where 0.5 ulp of the f64 formula is not meaningful). Also: the
+ * same bits whether an element sits in a full vector or a masked tail. */
+static void gemm_epilogue_acts(void)
+{
+    if (!have(&LEVELS[0])) return;
+    enum { N = 4096 };
+    static float x[N], y[N], y1[N];
+    static const float special[] = {0.0f,   -0.0f,    1e-40f,    -1e-30f, 90.0f,
+                                    -90.0f, INFINITY, -INFINITY, NAN};
+    float one = 1.0f;
+    static const kn_act acts[] = {KN_ACT_GELU, KN_ACT_GELU_TANH, KN_ACT_SILU, KN_ACT_SIGMOID,
+                                  KN_ACT_TANH};
+    static const double bound[] = {1.5, 1.5, KN_EWV_SIGMOID_MAX_ULP + 0.5,
+                                   KN_EWV_SIGMOID_MAX_ULP + 0.5, KN_EWV_TANH_MAX_ULP + 0.5};
+    kn_set_isa(KN_ISA_AVX512);
+    for (int a = 0; a < KN_ARRAY_LEN(acts); a++) {
+        kn_epilogue ep = {.act = acts[a]};
+        double worst = 0, worst_x = 0;
+        int64_t bad = 0;
+        uint32_t lim = 0x42200000u; /* 40.0f */
+        for (uint64_t u = 0; u <= 2ull * lim;) {
+            int n = 0;
+            for (; n < N && u <= 2ull * lim; u += 2003) {
+                uint32_t b = u <= lim ? (uint32_t)u : 0x80000000u | (uint32_t)(u - lim);
+                memcpy(&x[n++], &b, 4);
+            }
+            KT_OK(kn__gemm(KN_F32, false, false, 1, n, 1, &one, KN_F32, 1, x, KN_F32, n, 0.0f, y,
+                           KN_F32, n, &ep));
+            for (int i = 0; i < n; i++) {
+                double t = act_truth(acts[a], x[i]);
+                if (fabs(t) < 0x1p-100) continue;
+                double e = fabs((double)y[i] - t) / ULP32(t);
+                if (e > worst) worst = e, worst_x = x[i];
+            }
+        }
+        /* specials: as the reference (kn__act_ref) */
+        int ns = KN_ARRAY_LEN(special);
+        KT_OK(kn__gemm(KN_F32, false, false, 1, ns, 1, &one, KN_F32, 1, special, KN_F32, ns, 0.0f,
+                       y, KN_F32, ns, &ep));
+        for (int i = 0; i < ns; i++) {
+            float want = kn__act_ref(acts[a], special[i]);
+            bool ok = isnan(want)
+                          ? isnan(y[i])
+                          : y[i] == want || fabs((double)y[i] - want) <= 2 * ULP32(want) + 0x1p-100;
+            if (!ok && bad++ < 3)
+                fprintf(stderr, "  act %d (%a) = %a, ref %a\n", (int)acts[a], (double)special[i],
+                        (double)y[i], (double)want);
+        }
+        /* a tail column (n = 37: 16 + 16 + 5) against a full vector of the same values */
+        for (int i = 0; i < 37; i++)
+            x[i] = (float)(urand() * 16 - 8);
+        KT_OK(kn__gemm(KN_F32, false, false, 1, 37, 1, &one, KN_F32, 1, x, KN_F32, 37, 0.0f, y,
+                       KN_F32, 37, &ep));
+        for (int i = 0; i < 37; i++) /* element i alone, as a 1-column tail */
+            KT_OK(kn__gemm(KN_F32, false, false, 1, 1, 1, &one, KN_F32, 1, &x[i], KN_F32, 1, 0.0f,
+                           &y1[i], KN_F32, 1, &ep));
+        KT_CHECK(memcmp(y, y1, 37 * sizeof(float)) == 0, "act %d: tail lanes == full-vector lanes",
+                 (int)acts[a]);
+        printf("  epilogue act %d: max error %.2f ulp (at x = %.9g)\n", (int)acts[a], worst,
+               worst_x);
+        KT_CHECK(worst <= bound[a], "act %d: %.2f ulp > %.1f", (int)acts[a], worst, bound[a]);
+        KT_CHECK(bad == 0, "act %d: %lld special values differ from the reference", (int)acts[a],
+                 (long long)bad);
+    }
+    kn_set_isa(KN_ISA_AVX512BF16);
+}
+
 /* ----------------------------------------------------- layout conversion */
 static void transpose_kernel(void)
 {
@@ -543,6 +949,10 @@ int main(void)
     KT_RUN(unary_vs_ref);
     KT_RUN(binary_vs_ref);
     KT_RUN(thread_independence);
+    KT_RUN(erf_vs_libm);
+    KT_RUN(fused_programs);
+    KT_RUN(fused_threads);
+    KT_RUN(gemm_epilogue_acts);
     KT_RUN(transpose_kernel);
     KT_RUN(layout_conversion);
     return kt_finish();

@@ -1,8 +1,11 @@
 /* eltwise.h — vectorized elementwise kernels (AVX-512 and AVX2) for
- * contiguous f32 and bf16 runs, and the polynomial coefficients of their
- * exp/log/tanh/erf approximations. The ops' reference kernels
- * (src/ops/elementwise.c) are their twin; src/ops/elementwise.c calls these
- * from its strided iterator for every inner run. Relies on kiln.h only. */
+ * contiguous f32 and bf16 runs, an interpreter of fused programs of them
+ * (f32), and the polynomial coefficients of their exp/log/tanh/erf
+ * approximations (the AVX-512 versions live in x86/avx512/vmath.h). The
+ * ops' reference kernels (src/ops/elementwise.c) are their twin;
+ * src/ops/elementwise.c calls these from its strided iterator for every
+ * inner run, src/ops/fused.c runs fused_elementwise programs through them.
+ * Relies on kiln.h only. */
 #ifndef KILN_KERNELS_ELTWISE_H
 #define KILN_KERNELS_ELTWISE_H
 
@@ -36,6 +39,7 @@ typedef enum kn_ew_op {
     KN_EWV_SQRT,
     KN_EWV_RSQRT,
     KN_EWV_SQUARE,
+    KN_EWV_ERF, /* erf itself; the erf op's table entry is kn__ew_vec_op's (elementwise.c) */
     KN_EWV_COUNT
 } kn_ew_op;
 
@@ -54,6 +58,28 @@ typedef void (*kn_ew_unary_fn)(kn_ew_op op, kn_dtype dt, const void *x, void *y,
 typedef void (*kn_ew_binary_fn)(kn_ew_op op, kn_dtype dt, const void *a, const void *b, void *y,
                                 int64_t n, kn_ew_bcast bc, float s);
 
+/* A program of vector ops over f32 runs (the fused_elementwise interpreter,
+ * src/ops/fused.c): sources are n-element arrays or uniform values; step j
+ * writes slot n_src + j from slots a (and b for binary ops), and the last
+ * step is the result. Every step computes exactly what its op's kernel
+ * above computes (the same inline functions), so a program gives the bits
+ * of running its ops one by one over the same values. */
+#define KN_EW_PROG_MAX_STEPS 16
+#define KN_EW_PROG_MAX_SRC 19 /* 3 inputs + 16 uniform step results */
+typedef struct kn_ew_prog_step {
+    kn_ew_op op; /* any vector op but NONE */
+    int a, b;    /* slots: a source (< n_src) or an earlier step (n_src + j) */
+    float alpha, beta;
+} kn_ew_prog_step;
+typedef struct kn_ew_prog {
+    int n_src, n_steps;
+    const float *src[KN_EW_PROG_MAX_SRC]; /* n values each; NULL: uniform, uval[k] */
+    float uval[KN_EW_PROG_MAX_SRC];
+    kn_ew_prog_step steps[KN_EW_PROG_MAX_STEPS];
+} kn_ew_prog;
+/* y[0..n) = the program's last step, element by element. */
+typedef void (*kn_ew_prog_fn)(const kn_ew_prog *pg, float *y, int64_t n);
+
 #if KILN_X86
 void kn__ew_unary_avx512(kn_ew_op op, kn_dtype dt, const void *x, void *y, int64_t n, float alpha,
                          float beta);
@@ -63,6 +89,8 @@ void kn__ew_unary_avx2(kn_ew_op op, kn_dtype dt, const void *x, void *y, int64_t
                        float beta);
 void kn__ew_binary_avx2(kn_ew_op op, kn_dtype dt, const void *a, const void *b, void *y, int64_t n,
                         kn_ew_bcast bc, float s);
+void kn__ew_prog_avx512(const kn_ew_prog *pg, float *y, int64_t n);
+void kn__ew_prog_avx2(const kn_ew_prog *pg, float *y, int64_t n);
 #endif
 
 /* ---- approximations (f32), shared by the AVX-512 and AVX2 kernels.
@@ -79,6 +107,8 @@ void kn__ew_binary_avx2(kn_ew_op op, kn_dtype dt, const void *a, const void *b, 
  *                       cancellation of the f32 reference formula for x < 0
  *                       is avoided, so this is far tighter than the
  *                       reference itself there)
+ *   erf      1.29 ulp  (worst near z = 1.02, 1 - erfc; 1.21 ulp in the
+ *                       polynomial branch; within 1.0 ulp of glibc's erff)
  *   sigmoid  2.40 ulp
  *   silu     2.31 ulp  (x >= -88; below, x / (1 + e^-x) is -0 like the
  *                       reference and PyTorch)
@@ -86,7 +116,8 @@ void kn__ew_binary_avx2(kn_ew_op op, kn_dtype dt, const void *a, const void *b, 
 #define KN_EWV_EXP_MAX_ULP 2
 #define KN_EWV_LOG_MAX_ULP 2
 #define KN_EWV_TANH_MAX_ULP 2
-#define KN_EWV_ERF_MAX_ULP 7
+#define KN_EWV_GELU_MAX_ULP 7
+#define KN_EWV_ERF_MAX_ULP 2
 #define KN_EWV_SIGMOID_MAX_ULP 3
 
 /* exp(x) = 2^n e^r, r = x - n ln2 in [-ln2/2, ln2/2]:
@@ -125,12 +156,14 @@ void kn__ew_binary_avx2(kn_ew_op op, kn_dtype dt, const void *a, const void *b, 
 #define KN_EWV_T3 2.065314166e-02f
 #define KN_EWV_T4 -5.718979053e-03f
 
-/* erf: |z| < 1: z (P0 + P1 z^2 + ... + P6 z^12);
+/* erf: |z| < 1: z (P0 + P1 z^2 + ... + P6 z^12) (erf itself adds z P0_LO);
  * erfc(|z|) = e^(-z^2) R(t), t = 1 / (1 + |z|/2), R of degree 10 fitted on
- * |z| in [0.5, 11]: gelu uses 2 - erfc for z >= 1 and erfc(-z) directly for
+ * |z| in [0.5, 11]: erf uses 1 - erfc for |z| >= 1;
+ * gelu uses 2 - erfc for z >= 1 and erfc(-z) directly for
  * z <= -1/2 (no cancellation in 1 + erf); e^(-z^2) from z^2 = x^2/2 split
  * exactly with an FMA, since z = x/sqrt2 is rounded */
 #define KN_EWV_P0 1.128379226e+00f
+#define KN_EWV_P0_LO -5.8635383e-08f /* 2/sqrt(pi) - P0: erf adds z P0_LO */
 #define KN_EWV_P1 -3.761262894e-01f
 #define KN_EWV_P2 1.128361225e-01f
 #define KN_EWV_P3 -2.685480751e-02f

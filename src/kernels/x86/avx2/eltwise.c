@@ -168,6 +168,42 @@ static inline __m256 v_gelu(__m256 x)
     return SEL(CMP(z, V(KN_EWV_ERFC_NEG), _CMP_LE_OQ), _mm256_mul_ps(hx, phi2), yneg);
 }
 
+/* erf(z), as kn512_erf (avx512/vmath.h): |z| < 1: z (P0 + P0_LO) + z^3 Q(z^2);
+ * else sign(z) (1 - e^(-z^2) R(t)), t = 1 / (1 + |z|/2), z^2 split exactly */
+static inline __m256 v_erf(__m256 z)
+{
+    __m256 az = v_abs(z);
+    __m256 z2 = _mm256_mul_ps(z, z);
+    __m256 q = _mm256_fmadd_ps(V(KN_EWV_P6), z2, V(KN_EWV_P5));
+    q = _mm256_fmadd_ps(q, z2, V(KN_EWV_P4));
+    q = _mm256_fmadd_ps(q, z2, V(KN_EWV_P3));
+    q = _mm256_fmadd_ps(q, z2, V(KN_EWV_P2));
+    q = _mm256_fmadd_ps(q, z2, V(KN_EWV_P1));
+    __m256 s = _mm256_mul_ps(_mm256_mul_ps(z, z2), q);
+    s = _mm256_fmadd_ps(z, V(KN_EWV_P0_LO), s);
+    __m256 small = _mm256_fmadd_ps(z, V(KN_EWV_P0), s);
+    __m256 a = _mm256_min_ps(V(KN_EWV_ERFC_MAX), az);
+    __m256 t = _mm256_div_ps(V(1.0f), _mm256_fmadd_ps(a, V(0.5f), V(1.0f)));
+    __m256 r = _mm256_fmadd_ps(V(KN_EWV_R10), t, V(KN_EWV_R9));
+    r = _mm256_fmadd_ps(r, t, V(KN_EWV_R8));
+    r = _mm256_fmadd_ps(r, t, V(KN_EWV_R7));
+    r = _mm256_fmadd_ps(r, t, V(KN_EWV_R6));
+    r = _mm256_fmadd_ps(r, t, V(KN_EWV_R5));
+    r = _mm256_fmadd_ps(r, t, V(KN_EWV_R4));
+    r = _mm256_fmadd_ps(r, t, V(KN_EWV_R3));
+    r = _mm256_fmadd_ps(r, t, V(KN_EWV_R2));
+    r = _mm256_fmadd_ps(r, t, V(KN_EWV_R1));
+    r = _mm256_fmadd_ps(r, t, V(KN_EWV_R0));
+    __m256 hi = _mm256_mul_ps(a, a);
+    __m256 lo = _mm256_fmsub_ps(a, a, hi);
+    __m256 e = v_exp(v_neg(hi));
+    e = _mm256_fnmadd_ps(e, lo, e);
+    __m256 sgn = _mm256_and_ps(z, V(-0.0f)); /* small is +0 for z = -0 otherwise */
+    small = _mm256_or_ps(small, sgn);
+    __m256 big = _mm256_or_ps(_mm256_sub_ps(V(1.0f), _mm256_mul_ps(e, r)), sgn);
+    return SEL(CMP(az, V(1.0f), _CMP_LT_OQ), big, small);
+}
+
 #define U(name) static inline __m256 name##_v(__m256 x, __m256 al, __m256 be)
 U(neg)
 {
@@ -241,6 +277,10 @@ U(rsqrt)
 {
     return _mm256_div_ps(V(1.0f), _mm256_sqrt_ps(x));
 }
+U(erf)
+{
+    return v_erf(x);
+}
 U(square)
 {
     return _mm256_mul_ps(x, x);
@@ -299,6 +339,7 @@ UNARY_LOOPS(clip)
 UNARY_LOOPS(sqrt)
 UNARY_LOOPS(rsqrt)
 UNARY_LOOPS(square)
+UNARY_LOOPS(erf)
 
 #define UENTRY(OP, name) [KN_EWV_##OP] = {name##_f32, name##_bf16}
 static const uloop unary_table[KN_EWV_COUNT][2] = {
@@ -320,6 +361,7 @@ static const uloop unary_table[KN_EWV_COUNT][2] = {
     UENTRY(SQRT, sqrt),
     UENTRY(RSQRT, rsqrt),
     UENTRY(SQUARE, square),
+    UENTRY(ERF, erf),
 };
 
 void kn__ew_unary_avx2(kn_ew_op op, kn_dtype dt, const void *x, void *y, int64_t n, float alpha,
@@ -327,6 +369,7 @@ void kn__ew_unary_avx2(kn_ew_op op, kn_dtype dt, const void *x, void *y, int64_t
 {
     assert(op > 0 && op < KN_EWV_COUNT && unary_table[op][0] && (dt == KN_F32 || dt == KN_BF16));
     unary_table[op][dt == KN_BF16](x, y, n, V(alpha), V(beta));
+    _mm256_zeroupper(); /* not on every return path otherwise (see avx512/vmath.h) */
 }
 
 #define B(name) static inline __m256 name##_v(__m256 a, __m256 b)
@@ -411,6 +454,109 @@ void kn__ew_binary_avx2(kn_ew_op op, kn_dtype dt, const void *a, const void *b, 
 {
     assert(op > 0 && op < KN_EWV_BINARY_END && (dt == KN_F32 || dt == KN_BF16));
     binary_table[op][dt == KN_BF16][bc](a, b, y, n, s);
+    _mm256_zeroupper();
+}
+
+/* ---- programs (fused_elementwise): every step on 8 lanes in registers;
+ * the tail (< 8) runs on zero-padded copies of the sources */
+static inline __m256 prog_unary(kn_ew_op op, __m256 x, __m256 al, __m256 be)
+{
+    switch (op) {
+/* clang-format off */
+#define UCASE(OP, name)                                                                            \
+    case KN_EWV_##OP:                                                                              \
+        return name##_v(x, al, be);
+        UCASE(NEG, neg)
+        UCASE(ABS, abs)
+        UCASE(RELU, relu)
+        UCASE(RELU6, relu6)
+        UCASE(LEAKY_RELU, leaky_relu)
+        UCASE(SIGMOID, sigmoid)
+        UCASE(TANH, tanh)
+        UCASE(EXP, exp)
+        UCASE(LOG, log)
+        UCASE(GELU, gelu)
+        UCASE(GELU_TANH, gelu_tanh)
+        UCASE(SILU, silu)
+        UCASE(HARD_SIGMOID, hard_sigmoid)
+        UCASE(HARD_SWISH, hard_swish)
+        UCASE(CLIP, clip)
+        UCASE(SQRT, sqrt)
+        UCASE(RSQRT, rsqrt)
+        UCASE(SQUARE, square)
+        UCASE(ERF, erf)
+/* clang-format on */
+#undef UCASE
+    default:
+        assert(!"kn__ew_prog_avx2: not a vector op");
+        return x;
+    }
+}
+
+static inline __m256 prog_binary(kn_ew_op op, __m256 a, __m256 b)
+{
+    switch (op) {
+    case KN_EWV_ADD:
+        return add_v(a, b);
+    case KN_EWV_SUB:
+        return sub_v(a, b);
+    case KN_EWV_MUL:
+        return mul_v(a, b);
+    case KN_EWV_DIV:
+        return div_v(a, b);
+    case KN_EWV_MAXIMUM:
+        return maximum_v(a, b);
+    case KN_EWV_MINIMUM:
+        return minimum_v(a, b);
+    default:
+        assert(!"kn__ew_prog_avx2: not a binary op");
+        return a;
+    }
+}
+
+/* the program on 8 lanes: sources at element i of src (or uniform) */
+static inline __m256 prog_vec(const kn_ew_prog *pg, __m256 *v, const __m256 *al, const __m256 *be,
+                              const float *const *src, int64_t i)
+{
+    int ns = pg->n_src;
+    for (int k = 0; k < ns; k++)
+        if (src[k]) v[k] = _mm256_loadu_ps(src[k] + i);
+    for (int j = 0; j < pg->n_steps; j++) {
+        const kn_ew_prog_step *st = &pg->steps[j];
+        v[ns + j] = st->op < KN_EWV_BINARY_END ? prog_binary(st->op, v[st->a], v[st->b])
+                                               : prog_unary(st->op, v[st->a], al[j], be[j]);
+    }
+    return v[ns + pg->n_steps - 1];
+}
+
+void kn__ew_prog_avx2(const kn_ew_prog *pg, float *y, int64_t n)
+{
+    assert(pg->n_steps >= 1 && pg->n_steps <= KN_EW_PROG_MAX_STEPS &&
+           pg->n_src <= KN_EW_PROG_MAX_SRC);
+    __m256 v[KN_EW_PROG_MAX_SRC + KN_EW_PROG_MAX_STEPS];
+    __m256 al[KN_EW_PROG_MAX_STEPS], be[KN_EW_PROG_MAX_STEPS];
+    for (int k = 0; k < pg->n_src; k++)
+        if (!pg->src[k]) v[k] = V(pg->uval[k]);
+    for (int j = 0; j < pg->n_steps; j++)
+        al[j] = V(pg->steps[j].alpha), be[j] = V(pg->steps[j].beta);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, prog_vec(pg, v, al, be, pg->src, i));
+    if (i < n) {
+        float buf[KN_EW_PROG_MAX_SRC][8], out[8];
+        const float *src[KN_EW_PROG_MAX_SRC];
+        size_t r = sizeof(float) * (size_t)(n - i);
+        for (int k = 0; k < pg->n_src; k++) {
+            src[k] = NULL;
+            if (!pg->src[k]) continue;
+            memset(buf[k], 0, sizeof buf[k]);
+            memcpy(buf[k], pg->src[k] + i, r);
+            src[k] = buf[k];
+        }
+        _mm256_storeu_ps(out, prog_vec(pg, v, al, be, src, 0));
+        memcpy(y + i, out, r);
+    }
+    _mm256_zeroupper();
 }
 
 #endif

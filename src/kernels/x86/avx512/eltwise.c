@@ -7,8 +7,9 @@
  * vcvtneps2bf16 instruction is not used because it flushes subnormals).
  * The simple ops repeat the reference's f32 operation order, so their
  * results are bitwise those of src/ops/elementwise.c; exp/log/tanh/erf use
- * the approximations of src/kernels/eltwise.h. Needs AVX512F/BW/VL. */
-#include "../../eltwise.h"
+ * the approximations of vmath.h (constants and bounds in src/kernels/eltwise.h).
+ * Needs AVX512F/BW/VL. */
+#include "vmath.h"
 
 #if KILN_X86
 #include <assert.h>
@@ -39,18 +40,6 @@ static inline void st_bf16(__mmask16 m, uint16_t *p, __m512 v)
     _mm256_mask_storeu_epi16(p, m, _mm512_cvtepi32_epi16(_mm512_srli_epi32(r, 16)));
 }
 
-static inline __m512 v_abs(__m512 x)
-{
-    return _mm512_castsi512_ps(
-        _mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32(0x7fffffff)));
-}
-
-static inline __m512 v_neg(__m512 x)
-{
-    return _mm512_castsi512_ps(
-        _mm512_xor_si512(_mm512_castps_si512(x), _mm512_set1_epi32((int)0x80000000u)));
-}
-
 /* v < lo ? lo : v > hi ? hi : v (NaN passes) */
 static inline __m512 v_clamp(__m512 v, __m512 lo, __m512 hi)
 {
@@ -58,125 +47,15 @@ static inline __m512 v_clamp(__m512 v, __m512 lo, __m512 hi)
     return _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, hi, _CMP_GT_OQ), hi);
 }
 
-/* ---- approximations; constants and error bounds in eltwise.h.
- * _mm512_max_ps(c, x) returns x when x is NaN, so clamps keep NaN. */
-static inline __m512 v_exp(__m512 x)
-{
-    x = _mm512_max_ps(V(KN_EWV_EXP_LO), x);
-    x = _mm512_min_ps(V(KN_EWV_EXP_HI), x);
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, V(KN_EWV_LOG2E)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, V(KN_EWV_LN2_HI), x);
-    r = _mm512_fnmadd_ps(n, V(KN_EWV_LN2_LO), r);
-    __m512 q = _mm512_fmadd_ps(V(KN_EWV_E5), r, V(KN_EWV_E4));
-    q = _mm512_fmadd_ps(q, r, V(KN_EWV_E3));
-    q = _mm512_fmadd_ps(q, r, V(KN_EWV_E2));
-    q = _mm512_fmadd_ps(q, r, V(KN_EWV_E1));
-    q = _mm512_fmadd_ps(q, r, V(KN_EWV_E0));
-    __m512 p = _mm512_add_ps(_mm512_fmadd_ps(q, _mm512_mul_ps(r, r), r), V(1.0f));
-    return _mm512_scalef_ps(p, n); /* p 2^n in one rounding, subnormals too */
-}
-
-static inline __m512 v_log(__m512 x)
-{
-    __m512 m = _mm512_getmant_ps(x, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_zero);
-    __m512 e = _mm512_getexp_ps(x);
-    __mmask16 big = _mm512_cmp_ps_mask(m, V(1.41421356f), _CMP_GT_OQ);
-    m = _mm512_mask_mul_ps(m, big, m, V(0.5f));
-    e = _mm512_mask_add_ps(e, big, e, V(1.0f));
-    __m512 f = _mm512_sub_ps(m, V(1.0f));
-    __m512 q = _mm512_fmadd_ps(V(KN_EWV_L7), f, V(KN_EWV_L6));
-    q = _mm512_fmadd_ps(q, f, V(KN_EWV_L5));
-    q = _mm512_fmadd_ps(q, f, V(KN_EWV_L4));
-    q = _mm512_fmadd_ps(q, f, V(KN_EWV_L3));
-    q = _mm512_fmadd_ps(q, f, V(KN_EWV_L2));
-    q = _mm512_fmadd_ps(q, f, V(KN_EWV_L1));
-    q = _mm512_fmadd_ps(q, f, V(KN_EWV_L0));
-    __m512 f2 = _mm512_mul_ps(f, f);
-    __m512 t = _mm512_fmadd_ps(_mm512_mul_ps(f2, f), q, _mm512_mul_ps(V(-0.5f), f2));
-    t = _mm512_fmadd_ps(e, V(KN_EWV_LN2_LO), t);
-    __m512 r = _mm512_fmadd_ps(e, V(KN_EWV_LN2_HI), _mm512_add_ps(f, t));
-    /* log(0) = -inf, log(x < 0) = NaN, log(inf) = inf, NaN stays */
-    r = _mm512_mask_mov_ps(r, _mm512_cmp_ps_mask(x, V(0.0f), _CMP_EQ_OQ), V(-INFINITY));
-    r = _mm512_mask_mov_ps(r, _mm512_cmp_ps_mask(x, V(0.0f), _CMP_LT_OQ), V(NAN));
-    r = _mm512_mask_mov_ps(r, _mm512_cmp_ps_mask(x, V(INFINITY), _CMP_EQ_OQ), x);
-    return _mm512_mask_mov_ps(r, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), x);
-}
-
-static inline __m512 v_tanh(__m512 x)
-{
-    __m512 ax = v_abs(x);
-    __m512 x2 = _mm512_mul_ps(x, x);
-    __m512 q = _mm512_fmadd_ps(V(KN_EWV_T4), x2, V(KN_EWV_T3));
-    q = _mm512_fmadd_ps(q, x2, V(KN_EWV_T2));
-    q = _mm512_fmadd_ps(q, x2, V(KN_EWV_T1));
-    q = _mm512_fmadd_ps(q, x2, V(KN_EWV_T0));
-    __m512 small = _mm512_fmadd_ps(_mm512_mul_ps(x2, x), q, x);
-    __m512 e = v_exp(_mm512_add_ps(_mm512_min_ps(V(10.0f), ax), _mm512_min_ps(V(10.0f), ax)));
-    __m512 big = _mm512_sub_ps(V(1.0f), _mm512_div_ps(V(2.0f), _mm512_add_ps(e, V(1.0f))));
-    big = _mm512_castsi512_ps(_mm512_or_si512(
-        _mm512_castps_si512(big),
-        _mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32((int)0x80000000u))));
-    return _mm512_mask_mov_ps(big, _mm512_cmp_ps_mask(ax, V(KN_EWV_TANH_SMALL), _CMP_LT_OQ), small);
-}
-
-/* 1 / (1 + e^-x), as the reference: e = e^-|x|, 1/(1+e) or e/(1+e) */
-static inline __m512 v_sigmoid(__m512 x)
-{
-    __m512 e = v_exp(v_neg(v_abs(x)));
-    __m512 num = _mm512_mask_mov_ps(V(1.0f), _mm512_cmp_ps_mask(x, V(0.0f), _CMP_LT_OQ), e);
-    return _mm512_div_ps(num, _mm512_add_ps(V(1.0f), e));
-}
-
-/* gelu(x) = x/2 (1 + erf(z)), z = x/sqrt2; for z <= -1, 1 + erf(z) = erfc(-z) */
-static inline __m512 v_gelu(__m512 x)
-{
-    __m512 z = _mm512_mul_ps(x, V(KN_EWV_INV_SQRT2));
-    __m512 z2 = _mm512_mul_ps(z, z);
-    __m512 p = _mm512_fmadd_ps(V(KN_EWV_P6), z2, V(KN_EWV_P5));
-    p = _mm512_fmadd_ps(p, z2, V(KN_EWV_P4));
-    p = _mm512_fmadd_ps(p, z2, V(KN_EWV_P3));
-    p = _mm512_fmadd_ps(p, z2, V(KN_EWV_P2));
-    p = _mm512_fmadd_ps(p, z2, V(KN_EWV_P1));
-    p = _mm512_fmadd_ps(p, z2, V(KN_EWV_P0));
-    __m512 phi2 = _mm512_fmadd_ps(z, p, V(1.0f));
-    __m512 az = _mm512_min_ps(V(KN_EWV_ERFC_MAX), v_abs(z));
-    __m512 t = _mm512_div_ps(V(1.0f), _mm512_fmadd_ps(az, V(0.5f), V(1.0f)));
-    __m512 r = _mm512_fmadd_ps(V(KN_EWV_R10), t, V(KN_EWV_R9));
-    r = _mm512_fmadd_ps(r, t, V(KN_EWV_R8));
-    r = _mm512_fmadd_ps(r, t, V(KN_EWV_R7));
-    r = _mm512_fmadd_ps(r, t, V(KN_EWV_R6));
-    r = _mm512_fmadd_ps(r, t, V(KN_EWV_R5));
-    r = _mm512_fmadd_ps(r, t, V(KN_EWV_R4));
-    r = _mm512_fmadd_ps(r, t, V(KN_EWV_R3));
-    r = _mm512_fmadd_ps(r, t, V(KN_EWV_R2));
-    r = _mm512_fmadd_ps(r, t, V(KN_EWV_R1));
-    r = _mm512_fmadd_ps(r, t, V(KN_EWV_R0));
-    /* z^2 = x^2 / 2 = hi + lo exactly (z itself is rounded) */
-    __m512 ax = _mm512_min_ps(V(KN_EWV_ERFC_MAX * 1.41421356f), v_abs(x));
-    __m512 hi = _mm512_mul_ps(ax, ax);
-    __m512 lo = _mm512_mul_ps(_mm512_fmsub_ps(ax, ax, hi), V(0.5f));
-    hi = _mm512_mul_ps(hi, V(0.5f)); /* az^2 = hi + lo exactly */
-    __m512 e = v_exp(v_neg(hi));
-    e = _mm512_fnmadd_ps(e, lo, e);
-    __m512 hx = _mm512_mul_ps(V(0.5f), x);
-    /* z <= -1/2: (x/2 R) e, the tiny factor last so no intermediate is subnormal */
-    __m512 yneg = _mm512_mul_ps(_mm512_mul_ps(hx, r), e);
-    phi2 = _mm512_mask_mov_ps(phi2, _mm512_cmp_ps_mask(z, V(1.0f), _CMP_GE_OQ),
-                              _mm512_fnmadd_ps(e, r, V(2.0f)));
-    return _mm512_mask_mov_ps(_mm512_mul_ps(hx, phi2),
-                              _mm512_cmp_ps_mask(z, V(KN_EWV_ERFC_NEG), _CMP_LE_OQ), yneg);
-}
-
 /* ---- the unary ops; al, be are the op's attributes */
 #define U(name) static inline __m512 name##_v(__m512 x, __m512 al, __m512 be)
 U(neg)
 {
-    return v_neg(x);
+    return kn512_neg(x);
 }
 U(abs)
 {
-    return v_abs(x);
+    return kn512_abs(x);
 }
 U(relu)
 {
@@ -192,34 +71,35 @@ U(leaky_relu)
 }
 U(sigmoid)
 {
-    return v_sigmoid(x);
+    return kn512_sigmoid(x);
 }
 U(tanh)
 {
-    return v_tanh(x);
+    return kn512_tanh(x);
 }
 U(exp)
 {
-    return v_exp(x);
+    return kn512_exp(x);
 }
 U(log)
 {
-    return v_log(x);
+    return kn512_log(x);
 }
 U(gelu)
 {
-    return v_gelu(x);
+    return kn512_gelu(x);
 }
-/* x/2 (1 + tanh(u)) = x / (1 + e^(-2u)), u = k (x + c x^3) in the reference's order */
 U(gelu_tanh)
 {
-    __m512 c = _mm512_mul_ps(_mm512_mul_ps(_mm512_mul_ps(V(KN_EWV_GELU_C), x), x), x);
-    __m512 u = _mm512_mul_ps(V(KN_EWV_GELU_K), _mm512_add_ps(x, c));
-    return _mm512_div_ps(x, _mm512_add_ps(V(1.0f), v_exp(_mm512_mul_ps(V(-2.0f), u))));
+    return kn512_gelu_tanh(x);
 }
 U(silu)
 {
-    return _mm512_div_ps(x, _mm512_add_ps(V(1.0f), v_exp(v_neg(x))));
+    return kn512_silu(x);
+}
+U(erf)
+{
+    return kn512_erf(x);
 }
 U(hard_sigmoid)
 {
@@ -298,6 +178,7 @@ UNARY_LOOPS(clip)
 UNARY_LOOPS(sqrt)
 UNARY_LOOPS(rsqrt)
 UNARY_LOOPS(square)
+UNARY_LOOPS(erf)
 
 #define UENTRY(OP, name) [KN_EWV_##OP] = {name##_f32, name##_bf16}
 static const uloop unary_table[KN_EWV_COUNT][2] = {
@@ -319,6 +200,7 @@ static const uloop unary_table[KN_EWV_COUNT][2] = {
     UENTRY(SQRT, sqrt),
     UENTRY(RSQRT, rsqrt),
     UENTRY(SQUARE, square),
+    UENTRY(ERF, erf),
 };
 
 void kn__ew_unary_avx512(kn_ew_op op, kn_dtype dt, const void *x, void *y, int64_t n, float alpha,
@@ -326,6 +208,7 @@ void kn__ew_unary_avx512(kn_ew_op op, kn_dtype dt, const void *x, void *y, int64
 {
     assert(op > 0 && op < KN_EWV_COUNT && unary_table[op][0] && (dt == KN_F32 || dt == KN_BF16));
     unary_table[op][dt == KN_BF16](x, y, n, V(alpha), V(beta));
+    kn512_leave();
 }
 
 /* ---- the binary ops */
@@ -405,6 +288,103 @@ void kn__ew_binary_avx512(kn_ew_op op, kn_dtype dt, const void *a, const void *b
 {
     assert(op > 0 && op < KN_EWV_BINARY_END && (dt == KN_F32 || dt == KN_BF16));
     binary_table[op][dt == KN_BF16][bc](a, b, y, n, s);
+    kn512_leave();
+}
+
+/* ---- programs (fused_elementwise): every step on 16 lanes in registers */
+/* r0, r1 = op(x0), op(x1) */
+static inline void prog_unary2(kn_ew_op op, __m512 x0, __m512 x1, __m512 al, __m512 be, __m512 *r0,
+                               __m512 *r1)
+{
+    switch (op) {
+/* clang-format off */
+#define UCASE(OP, name)                                                                            \
+    case KN_EWV_##OP:                                                                              \
+        *r0 = name##_v(x0, al, be), *r1 = name##_v(x1, al, be);                                    \
+        return;
+        UCASE(NEG, neg)
+        UCASE(ABS, abs)
+        UCASE(RELU, relu)
+        UCASE(RELU6, relu6)
+        UCASE(LEAKY_RELU, leaky_relu)
+        UCASE(SIGMOID, sigmoid)
+        UCASE(TANH, tanh)
+        UCASE(EXP, exp)
+        UCASE(LOG, log)
+        UCASE(GELU, gelu)
+        UCASE(GELU_TANH, gelu_tanh)
+        UCASE(SILU, silu)
+        UCASE(HARD_SIGMOID, hard_sigmoid)
+        UCASE(HARD_SWISH, hard_swish)
+        UCASE(CLIP, clip)
+        UCASE(SQRT, sqrt)
+        UCASE(RSQRT, rsqrt)
+        UCASE(SQUARE, square)
+        UCASE(ERF, erf)
+/* clang-format on */
+#undef UCASE
+    default:
+        assert(!"kn__ew_prog_avx512: not a vector op");
+        *r0 = x0, *r1 = x1;
+    }
+}
+
+static inline __m512 prog_binary(kn_ew_op op, __m512 a, __m512 b)
+{
+    switch (op) {
+    case KN_EWV_ADD:
+        return add_v(a, b);
+    case KN_EWV_SUB:
+        return sub_v(a, b);
+    case KN_EWV_MUL:
+        return mul_v(a, b);
+    case KN_EWV_DIV:
+        return div_v(a, b);
+    case KN_EWV_MAXIMUM:
+        return maximum_v(a, b);
+    case KN_EWV_MINIMUM:
+        return minimum_v(a, b);
+    default:
+        assert(!"kn__ew_prog_avx512: not a binary op");
+        return a;
+    }
+}
+
+/* Two vectors (32 lanes) per pass over the steps: the dispatch is paid once
+ * per 32 elements and the two dependency chains of each step interleave. */
+void kn__ew_prog_avx512(const kn_ew_prog *pg, float *y, int64_t n)
+{
+    assert(pg->n_steps >= 1 && pg->n_steps <= KN_EW_PROG_MAX_STEPS &&
+           pg->n_src <= KN_EW_PROG_MAX_SRC);
+    __m512 v0[KN_EW_PROG_MAX_SRC + KN_EW_PROG_MAX_STEPS],
+        v1[KN_EW_PROG_MAX_SRC + KN_EW_PROG_MAX_STEPS];
+    __m512 al[KN_EW_PROG_MAX_STEPS], be[KN_EW_PROG_MAX_STEPS];
+    int ns = pg->n_src, last = ns + pg->n_steps - 1;
+    for (int k = 0; k < ns; k++)
+        if (!pg->src[k]) v0[k] = v1[k] = V(pg->uval[k]);
+    for (int j = 0; j < pg->n_steps; j++)
+        al[j] = V(pg->steps[j].alpha), be[j] = V(pg->steps[j].beta);
+    for (int64_t i = 0; i < n; i += 32) {
+        __mmask16 m0 = n - i >= 16 ? (__mmask16)0xffff : tail_mask(n - i);
+        __mmask16 m1 = n - i >= 32 ? (__mmask16)0xffff : n - i > 16 ? tail_mask(n - i - 16) : 0;
+        for (int k = 0; k < ns; k++)
+            if (pg->src[k]) {
+                v0[k] = _mm512_maskz_loadu_ps(m0, pg->src[k] + i);
+                v1[k] = _mm512_maskz_loadu_ps(m1, pg->src[k] + i + 16);
+            }
+        for (int j = 0; j < pg->n_steps; j++) {
+            const kn_ew_prog_step *st = &pg->steps[j];
+            if (st->op < KN_EWV_BINARY_END) {
+                v0[ns + j] = prog_binary(st->op, v0[st->a], v0[st->b]);
+                v1[ns + j] = prog_binary(st->op, v1[st->a], v1[st->b]);
+            } else {
+                prog_unary2(st->op, v0[st->a], v1[st->a], al[j], be[j], &v0[ns + j], &v1[ns + j]);
+            }
+        }
+        _mm512_mask_storeu_ps(y + i, m0, v0[last]);
+        _mm512_mask_storeu_ps(y + i + 16, m1, v1[last]);
+    }
+    kn512_leave();
 }
 
 #endif
