@@ -55,6 +55,19 @@ static void spin_for_work(uint64_t seen)
         cpu_relax();
 }
 
+/* Clears the upper halves of the vector registers after a chunk: a kernel
+ * that returns with them dirty (compilers do not always emit vzeroupper)
+ * makes later SSE code — libm, memcpy — on this thread many times slower. */
+static void clear_upper_vectors(void)
+{
+#if KILN_X86
+    static atomic_int has_avx = -1;
+    int h = atomic_load_explicit(&has_avx, memory_order_relaxed);
+    if (h < 0) atomic_store(&has_avx, h = (kn_cpu_features() & KN_CPU_AVX2) != 0);
+    if (h) __asm__ volatile("vzeroupper" ::: "memory");
+#endif
+}
+
 static void run_chunks(job *j)
 {
     for (;;) {
@@ -62,6 +75,7 @@ static void run_chunks(job *j)
         if (c >= j->n_chunks) break;
         int64_t begin = c * j->chunk, end = begin + j->chunk;
         j->fn(begin, end < j->n ? end : j->n, j->ctx);
+        clear_upper_vectors();
         atomic_fetch_add(&j->done, 1);
     }
 }

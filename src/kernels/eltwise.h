@@ -39,7 +39,7 @@ typedef enum kn_ew_op {
     KN_EWV_SQRT,
     KN_EWV_RSQRT,
     KN_EWV_SQUARE,
-    KN_EWV_ERF, /* erf itself; the erf op's table entry is kn__ew_vec_op's (elementwise.c) */
+    KN_EWV_ERF,
     KN_EWV_COUNT
 } kn_ew_op;
 

@@ -343,6 +343,7 @@ kn_ew_op kn__ew_vec_op(const kn_op_def *def)
         {&kn_op_sqrt, KN_EWV_SQRT},
         {&kn_op_rsqrt, KN_EWV_RSQRT},
         {&kn_op_square, KN_EWV_SQUARE},
+        {&kn_op_erf, KN_EWV_ERF},
     };
     for (int i = 0; i < KN_ARRAY_LEN(table); i++)
         if (table[i].def == def) return table[i].op;

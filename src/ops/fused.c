@@ -92,13 +92,10 @@ typedef struct program {
 
 #define BLOCK 256 /* elements per block: every step's results stay in L1 */
 
-/* The vector kernel of a step: the op's own (kn__ew_vec_op), and erf, which
- * only the fused program runs vectorized so far (the GELU that exporters
- * write as x * 0.5 * (1 + erf(x / sqrt 2))). */
+/* The vector kernel of a step: the op's own (kn__ew_vec_op). */
 static kn_ew_op step_vec_op(const kn_op_def *def)
 {
-    kn_ew_op op = kn__ew_vec_op(def);
-    return op == KN_EWV_NONE && def == &kn_op_erf ? KN_EWV_ERF : op;
+    return kn__ew_vec_op(def);
 }
 
 /* An input block as f32 values: the array itself when contiguous, else a copy. */

@@ -170,7 +170,8 @@ kn_status kn__op_run_kernel(const kn_op_args *a)
         if (impl->isa > cap || (impl->accepts && !impl->accepts(a))) continue;
         kn_status s = impl->run(a);
 #if KILN_X86
-        if (impl->isa > KN_ISA_REF) kn__vzeroupper();
+        /* also after ref-level impls, which may call vector kernels */
+        if (cap >= KN_ISA_AVX2) kn__vzeroupper();
 #endif
         return s;
     }
