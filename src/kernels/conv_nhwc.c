@@ -167,6 +167,8 @@ typedef struct tiles {
     int64_t cin; /* values per tap run */
     bool flat;
     int64_t rows, rw, tpr, ntiles;
+    bool prefetch;    /* whole blocks per chunk: fetch the next one ahead */
+    bool pixel_major; /* all blocks of a pixel tile in a row (small weights) */
 } tiles;
 
 /* Element offsets (input, output) of pixel q of row r. */
@@ -208,16 +210,21 @@ static void run_tile(const tiles *t, int64_t j, int64_t tile)
     }
     int64_t xs = t->flat ? t->src.ps : t->g->s[2] * t->src.ps;
     const char *xp = t->src.p + xo * (int64_t)xes;
-    const char *wp = (const char *)t->w->p + j * t->w->blk_elems * (int64_t)kn_dtype_size(t->w->dt);
+    size_t blk_bytes = (size_t)t->w->blk_elems * kn_dtype_size(t->w->dt);
+    const char *wp = (const char *)t->w->p + (size_t)j * blk_bytes;
+    /* one run of whole blocks per thread: the first tile of a block
+     * fetches the next block meanwhile, so deep layers do not wait on
+     * memory at each block's start */
+    const char *pf = t->prefetch && k == 0 && j + 1 < t->w->nblk ? wp + blk_bytes : NULL;
 #if KILN_X86
     if (t->w->dt == KN_BF16)
         kn__conv_nhwc_bf16_avx512bf16((const uint16_t *)xp, xs, t->toffp, t->ntaps, t->cin,
-                                      (const uint16_t *)wp, (int)(q1 - q0), (int)nr, &gt);
+                                      (const uint16_t *)wp, pf, (int)(q1 - q0), (int)nr, &gt);
     else
         kn__conv_nhwc_f32_avx512((const float *)xp, xs, t->toffp, t->ntaps, t->cin,
-                                 (const float *)wp, (int)(q1 - q0), (int)nr, &gt);
+                                 (const float *)wp, pf, (int)(q1 - q0), (int)nr, &gt);
 #else
-    (void)xp, (void)wp, (void)xs, (void)gt;
+    (void)xp, (void)wp, (void)xs, (void)gt, (void)pf;
 #endif
 }
 
@@ -225,7 +232,10 @@ static void tiles_task(int64_t b, int64_t e, void *arg)
 {
     const tiles *t = arg;
     for (int64_t i = b; i < e; i++)
-        run_tile(t, i / t->ntiles, i % t->ntiles);
+        if (t->pixel_major)
+            run_tile(t, i % t->w->nblk, i / t->w->nblk);
+        else
+            run_tile(t, i / t->ntiles, i % t->ntiles);
 }
 
 /* No copy needed: no padding, the compute dtype, and (bf16) even channels. */
@@ -279,8 +289,21 @@ kn_status kn__conv_nhwc_run(const kn_conv_geom *g, const kn_conv_act *x, const k
     t.tpr = (t.rw + MR - 1) / MR;
     t.ntiles = t.rows * t.tpr;
     int64_t items = w->nblk * t.ntiles;
-    /* ~ 2^20 multiply-adds per chunk at least */
+    /* ~ 2^20 multiply-adds per chunk at least; with few pixel tiles per
+     * weight block (deep layers at small batch: the weights come from
+     * memory and are used a few times only) each thread takes one run of
+     * whole blocks, so the threads stream different weights rather than
+     * wait on the same ones */
     int64_t per_item = MR * NR * taps * w->cinp, grain = ((int64_t)1 << 20) / (per_item + 1) + 1;
+    /* Weights that stay in L2 (<= 1 MiB): all blocks of one pixel tile
+     * in a row, so each input pixel comes from memory once, not once per
+     * block; larger weights: block-major, each block's weights loaded once. */
+    t.pixel_major = (size_t)(w->nblk * w->blk_elems) * kn_dtype_size(w->dt) <= ((size_t)1 << 20);
+    if (!t.pixel_major && t.ntiles <= 16 && w->nblk >= 4 && grain < t.ntiles) {
+        int64_t threads = kn_get_num_threads();
+        grain = t.ntiles * ((w->nblk + threads - 1) / threads);
+        t.prefetch = true;
+    }
     kn_parallel_for(items, grain, tiles_task, &t);
     kn_free(copy);
     return KN_OK;

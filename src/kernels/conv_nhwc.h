@@ -42,13 +42,15 @@ kn_status kn__conv_nhwc_run(const kn_conv_geom *g, const kn_conv_act *x, const k
 #if KILN_X86
 /* One output tile: mr (<= 14) pixels, the first at x (input elements, tap
  * (0, 0)), the next ones xs elements apart; tap k at x + toff[k]; cin
- * channels per tap (bf16: even); w one packed block; nr (<= 32) valid
+ * channels per tap (bf16: even); w one packed block; pf (or NULL) a block
+ * of the same size to fetch towards L2 meanwhile; nr (<= 32) valid
  * output channels; t describes the C tile (pixel rows, channel columns,
  * first = last = true, beta 0) and its epilogue. */
 void kn__conv_nhwc_f32_avx512(const float *x, int64_t xs, const int64_t *toff, int ntaps,
-                              int64_t cin, const float *w, int mr, int nr, const kn_gemm_tile *t);
+                              int64_t cin, const float *w, const void *pf, int mr, int nr,
+                              const kn_gemm_tile *t);
 void kn__conv_nhwc_bf16_avx512bf16(const uint16_t *x, int64_t xs, const int64_t *toff, int ntaps,
-                                   int64_t cin, const uint16_t *w, int mr, int nr,
+                                   int64_t cin, const uint16_t *w, const void *pf, int mr, int nr,
                                    const kn_gemm_tile *t);
 #endif
 

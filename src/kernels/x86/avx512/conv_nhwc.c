@@ -36,9 +36,34 @@
         _mm512_mask_storeu_ps(y + i * t->ldc, m0, c##i##0);                                        \
         if (nv > 1) _mm512_mask_storeu_ps(y + i * t->ldc + 16, m1, c##i##1);                       \
     }
+#define PUT(i)                                                                                     \
+    if (mr > i) {                                                                                  \
+        put(t, i, 0, c##i##0, m0);                                                                 \
+        if (nv > 1) put(t, i, 16, c##i##1, m1);                                                    \
+    }
+
+/* The epilogue of one vector in registers (bias, scale/shift, residual,
+ * relu or relu6), as kn512_finish does it, without leaving the kernel. */
+KN_INLINE void put(const kn_gemm_tile *t, int i, int j, __m512 y, __mmask16 mk)
+{
+    if (t->bias) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(mk, t->bias + j));
+    if (t->scale) y = _mm512_mul_ps(y, _mm512_maskz_loadu_ps(mk, t->scale + j));
+    if (t->shift) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(mk, t->shift + j));
+    if (t->res) {
+        size_t es = t->res_dt == KN_BF16 ? 2 : 4;
+        y = _mm512_add_ps(y, kn512_load(t->res_dt, (const char *)t->res + (size_t)(i * t->ldr + j) * es, mk));
+    }
+    if (t->act == KN_ACT_RELU)
+        y = _mm512_max_ps(y, _mm512_setzero_ps());
+    else if (t->act == KN_ACT_RELU6)
+        y = _mm512_min_ps(_mm512_max_ps(y, _mm512_setzero_ps()), _mm512_set1_ps(6.0f));
+    size_t ces = t->c_dt == KN_BF16 ? 2 : 4;
+    kn512_store(t->c_dt, (char *)t->c + (size_t)(i * t->ldc + j) * ces, y, mk);
+}
 
 KN_INLINE void tile(const int mr, const int nv, const float *x, int64_t xs, const int64_t *toff,
-                    int ntaps, int64_t cin, const float *w, int nr, const kn_gemm_tile *t)
+                    int ntaps, int64_t cin, const float *w, const char *pf, int nr,
+                    const kn_gemm_tile *t)
 {
     __mmask16 m0 = nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1);
     __mmask16 m1 = nr >= 32 ? 0xffff : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1) : 0;
@@ -48,6 +73,11 @@ KN_INLINE void tile(const int mr, const int nv, const float *x, int64_t xs, cons
         const float *ap = x + toff[tap], *ap7 = ap + 7 * xs;
 #pragma GCC unroll 4
         for (int64_t c = 0; c < cin; c++, ap++, ap7++, pb += NR) {
+            if (pf) { /* the next block's weights, at this one's pace */
+                _mm_prefetch(pf, _MM_HINT_T1);
+                _mm_prefetch(pf + 64, _MM_HINT_T1);
+                pf += NR * sizeof *pb;
+            }
             __m512 b0 = _mm512_load_ps(pb), b1 = nv > 1 ? _mm512_load_ps(pb + 16) : b0;
             REP14(STEP)
         }
@@ -58,6 +88,11 @@ KN_INLINE void tile(const int mr, const int nv, const float *x, int64_t xs, cons
         REP14(PLAIN)
         return;
     }
+    if (t->act == KN_ACT_NONE || t->act == KN_ACT_RELU || t->act == KN_ACT_RELU6) {
+        REP14(PUT)
+        return;
+    }
+    /* smooth activations call functions: leave the registers first */
     __attribute__((aligned(64))) float acc[MR * NR];
     REP14(FIN)
     kn512_finish_tile(t, acc, NR, mr, nr);
@@ -66,13 +101,14 @@ KN_INLINE void tile(const int mr, const int nv, const float *x, int64_t xs, cons
 #define CASE(r)                                                                                    \
     case r:                                                                                        \
         if (nr > 16)                                                                               \
-            tile(r, 2, x, xs, toff, ntaps, cin, w, nr, t);                                         \
+            tile(r, 2, x, xs, toff, ntaps, cin, w, pf, nr, t);                                         \
         else                                                                                       \
-            tile(r, 1, x, xs, toff, ntaps, cin, w, nr, t);                                         \
+            tile(r, 1, x, xs, toff, ntaps, cin, w, pf, nr, t);                                         \
         break;
 
 void kn__conv_nhwc_f32_avx512(const float *x, int64_t xs, const int64_t *toff, int ntaps,
-                              int64_t cin, const float *w, int mr, int nr, const kn_gemm_tile *t)
+                              int64_t cin, const float *w, const void *pf, int mr, int nr,
+                              const kn_gemm_tile *t)
 {
     switch (mr) {
         CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7)
