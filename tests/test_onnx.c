@@ -241,6 +241,47 @@ static void test_sequences(void)
     kn_onnx_free(m);
 }
 
+/* ai.onnx.preview.training Gradient: y = sum(tanh(x * w) + x), its
+ * gradients with respect to x, w (analytic values) and z (unused: zeros);
+ * a y the build no longer holds is a clear error. */
+static void test_gradient(void)
+{
+    kn_onnx_model *m = kn_onnx_load(fx("gradient.onnx"));
+    KT_NOTNULL(m);
+    if (!m) return;
+    double xv[6] = {0.5, -1, 2, 0.25, -0.75, 1.5}, wv[6] = {1, 0.5, -0.25, 2, -1, 0.3};
+    double y = 0, dx[6], dw[6];
+    for (int i = 0; i < 6; i++) {
+        double t = tanh(xv[i] * wv[i]);
+        y += t + xv[i];
+        dx[i] = (1 - t * t) * wv[i] + 1;
+        dw[i] = (1 - t * t) * xv[i];
+    }
+    kn_tensor *x = kt_tensor(KN_F32, 2, (int64_t[]){2, 3}, xv), *w = kt_tensor(KN_F32, 2, (int64_t[]){2, 3}, wv);
+    kn_tensor *z = kt_tensor(KN_F32, 1, (int64_t[]){2}, (const double[]){3, 4});
+    kn_tensor *in[3] = {x, w, z}, *out[4] = {NULL};
+    KT_OK(kn_onnx_run(m, 3, in, 4, out));
+    kt_check_values("gradient y", out[0], 0, NULL, &y, 1e-5, 1e-5);
+    kt_check_values("gradient dx", out[1], 2, (int64_t[]){2, 3}, dx, 1e-5, 1e-5);
+    kt_check_values("gradient dw", out[2], 2, (int64_t[]){2, 3}, dw, 1e-5, 1e-5);
+    kt_check_values("gradient dz", out[3], 1, (int64_t[]){2}, (const double[]){0, 0}, 0, 0);
+    for (int i = 0; i < 4; i++)
+        kn_tensor_unref(out[i]);
+    kn_tensor_unref(x), kn_tensor_unref(w), kn_tensor_unref(z);
+    kn_onnx_free(m);
+
+    m = kn_onnx_load(fx("gradient_gone.onnx"));
+    KT_NOTNULL(m);
+    if (!m) return;
+    x = kt_tensor(KN_F32, 1, (int64_t[]){2}, (const double[]){1, 2});
+    kn_tensor *dx1 = NULL;
+    KT_CHECK(kn_onnx_run(m, 1, &x, 1, &dx1) != KN_OK && !dx1, "a y no longer held fails");
+    KT_CHECK(strstr(kn_last_error(), "Gradient") && strstr(kn_last_error(), "'q' is not available"),
+             "the error names the node and y: %s", kn_last_error());
+    kn_tensor_unref(x);
+    kn_onnx_free(m);
+}
+
 /* If with its condition given as an input (a graph per value), branches
  * reading an outer value, and a Loop unrolled with carried and scan
  * outputs. */
@@ -503,6 +544,7 @@ int main(void)
     KT_RUN(test_unsupported_listed);
     KT_RUN(test_baked_input);
     KT_RUN(test_sequences);
+    KT_RUN(test_gradient);
     KT_RUN(test_control_flow);
     KT_RUN(test_fuzz_regressions);
     KT_RUN(test_external_data);

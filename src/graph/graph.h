@@ -115,6 +115,11 @@ void kn__trace_install(void);
 
 /* Passes (src/graph/passes): each rewrites g and keeps it valid. */
 typedef kn_status (*kn_pass_fn)(kn_graph *g, unsigned flags);
+/* Traces into g (after its nodes) the gradient of value y, seeded with
+ * ones (the gradient of y's sum), with respect to values xs[0..n); grads[i]
+ * gets the value holding d sum(y) / d xs[i], or -1 when y does not depend
+ * on it. Used by the ONNX importer's Gradient op. Defined in grad.c. */
+kn_status kn__graph_grad_values(kn_graph *g, int32_t y, int n, const int32_t *xs, int32_t *grads);
 kn_status kn__pass_infer(kn_graph *g, unsigned flags);
 kn_status kn__pass_dce(kn_graph *g, unsigned flags);
 kn_status kn__pass_cse(kn_graph *g, unsigned flags);

@@ -157,6 +157,31 @@ def tensor_file(name, t):
 
 tensor_file("typed_f16.pb", helper.make_tensor("h", TensorProto.FLOAT16, [3],
                                                np.array([1.5, -2.0, 65504.0], np.float16)))
+# ---- ai.onnx.preview.training Gradient: dy/dx and dy/dw of y = sum(tanh(x * w) + x) (w an
+# input), a gradient with respect to a value y does not depend on (zero), and a y that
+# no node reads after the Gradient node and that is no graph output (not available)
+def training_model(nodes, inputs, outputs):
+    g = helper.make_graph(nodes, "g", inputs, outputs)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13),
+                                            helper.make_opsetid("ai.onnx.preview.training", 1)],
+                          producer_name="gen_onnx")
+    m.ir_version = 8
+    return m
+
+
+grad_nodes = [helper.make_node("Mul", ["x", "w"], ["p"]),
+              helper.make_node("Tanh", ["p"], ["t"]),
+              helper.make_node("Add", ["t", "x"], ["u"]),
+              helper.make_node("ReduceSum", ["u"], ["y"], keepdims=0),
+              helper.make_node("Gradient", ["x", "w", "z"], ["dx", "dw", "dz"], xs=["x", "w", "z"], y="y",
+                               domain="ai.onnx.preview.training")]
+save(training_model(grad_nodes, [vi("x", [2, 3]), vi("w", [2, 3]), vi("z", [2])],
+                    [vi("y", []), vi("dx", [2, 3]), vi("dw", [2, 3]), vi("dz", [2])]), "gradient.onnx")
+save(training_model([helper.make_node("Mul", ["x", "x"], ["q"]),
+                     helper.make_node("Gradient", ["x"], ["dx"], xs=["x"], y="q",
+                                      domain="ai.onnx.preview.training")],
+                    [vi("x", [2])], [vi("dx", [2])]), "gradient_gone.onnx")
+
 tensor_file("typed_bool.pb", helper.make_tensor("b", TensorProto.BOOL, [2, 2], [True, False, False, True]))
 tensor_file("typed_i8.pb", helper.make_tensor("i", TensorProto.INT8, [3], [-128, 0, 127]))
 tensor_file("typed_f64.pb", helper.make_tensor("d", TensorProto.DOUBLE, [2], [0.1, -1e300]))

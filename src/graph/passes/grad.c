@@ -154,6 +154,19 @@ static kn_status backprop_range(grad_ctx *c, int32_t begin, int32_t end, int dep
     return KN_OK;
 }
 
+/* d value / d value = ones: the start of back-propagation from `loss`. */
+static kn_status seed_ones(grad_ctx *c, int32_t loss)
+{
+    const kn_gvalue *v = &c->g->values[loss];
+    kn_tensor *one = kn_tensor_ones(v->dtype, v->ndim, v->shape);
+    if (!one) return kn_last_status();
+    int32_t ov = kn__graph_value_of(c->g, one);
+    kn_tensor_unref(one);
+    if (ov < 0 || ensure(c)) return kn_last_status();
+    c->grad[loss] = ov;
+    return KN_OK;
+}
+
 static kn_status seed(grad_ctx *c, int32_t loss)
 {
     const kn_gvalue *v = &c->g->values[loss];
@@ -162,13 +175,7 @@ static kn_status seed(grad_ctx *c, int32_t loss)
     if (!c->req[loss])
         return kn__error(KN_ERR_ARG, "graph_build_backward: the loss does not depend on any parameter "
                                      "that requires a gradient");
-    kn_tensor *one = kn_tensor_ones(v->dtype, v->ndim, v->shape);
-    if (!one) return kn_last_status();
-    int32_t ov = kn__graph_value_of(c->g, one);
-    kn_tensor_unref(one);
-    if (ov < 0 || ensure(c)) return kn_last_status();
-    c->grad[loss] = ov;
-    return KN_OK;
+    return seed_ones(c, loss);
 }
 
 static kn_status add_outputs(grad_ctx *c, int *n_grads)
@@ -215,5 +222,30 @@ kn_status kn_graph_build_backward(kn_graph *g, int loss_output, int *n_grads)
     kn_autograd_record(was);
     kn_free(c.grad), kn_free(c.req);
     g->compiled = false;
+    return s;
+}
+
+kn_status kn__graph_grad_values(kn_graph *g, int32_t y, int n, const int32_t *xs, int32_t *grads)
+{
+    if (!g || y < 0 || y >= g->n_values || n < 0 || (n && (!xs || !grads)))
+        return kn__error(KN_ERR_ARG, "graph_grad_values: bad graph, value or lists");
+    grad_ctx c = {g, NULL, NULL, 0};
+    kn_status s = ensure(&c);
+    for (int i = 0; i < n; i++) {
+        grads[i] = -1;
+        if (!s && xs[i] >= 0 && xs[i] < g->n_values && kn_dtype_is_float(g->values[xs[i]].dtype))
+            c.req[xs[i]] = true;
+    }
+    bool was = kn_autograd_record(false);
+    int32_t forward_nodes = g->n_nodes;
+    if (!s) mark_required(&c, 0, forward_nodes);
+    if (!s && c.req[y] && kn_dtype_is_float(g->values[y].dtype)) {
+        s = seed_ones(&c, y);
+        if (!s) s = backprop_range(&c, 0, forward_nodes, 0);
+        for (int i = 0; !s && i < n; i++)
+            grads[i] = xs[i] >= 0 && xs[i] < c.cap ? c.grad[xs[i]] : -1;
+    }
+    kn_autograd_record(was);
+    kn_free(c.grad), kn_free(c.req);
     return s;
 }
