@@ -59,6 +59,8 @@ typedef enum kn_dtype {
     KN_I32,
     KN_I64,
     KN_BOOL,
+    KN_STRING, /* UTF-8 text per element (NUL-free); made by kn_tensor_from_strings, taken by
+                  no op: it passes through models (ONNX string inputs and outputs) */
     KN_DTYPE_COUNT
 } kn_dtype;
 
@@ -168,6 +170,12 @@ bool kn_tensor_is_symbolic(const kn_tensor *t);
 bool kn_tensor_shares_storage(const kn_tensor *a, const kn_tensor *b);
 /* Pointer to the first element (NULL + error for a symbolic tensor). */
 void *kn_tensor_data(kn_tensor *t);
+/* A string tensor holding copies of strs[0..numel) (C order, NUL-terminated,
+ * NULL counts as ""); one allocation owns them all. */
+kn_tensor *kn_tensor_from_strings(int ndim, const int64_t *shape, const char *const *strs);
+/* Element i (in C order over the shape, any strides) of a string tensor,
+ * valid while the tensor lives; NULL + error for other dtypes or i out of range. */
+const char *kn_tensor_string(const kn_tensor *t, int64_t i);
 /* Copies the elements, converted to dtype dt, into a contiguous buffer. */
 kn_status kn_tensor_copy_to(const kn_tensor *t, kn_dtype dt, void *buf, size_t nbytes);
 /* Reads one element (index has ndim entries) or the only element, as double. */

@@ -44,8 +44,27 @@ void kt_mark(const char *op, int kinds)
     fclose(f);
 }
 
+/* A string tensor of the values printed with %g. */
+static kn_tensor *string_tensor(int ndim, const int64_t *shape, const double *values)
+{
+    int64_t n = 1;
+    for (int d = 0; d < ndim; d++)
+        n *= shape[d];
+    char (*text)[32] = malloc(sizeof *text * (size_t)(n ? n : 1));
+    const char **strs = malloc(sizeof *strs * (size_t)(n ? n : 1));
+    kn_tensor *t = NULL;
+    if (text && strs) {
+        for (int64_t i = 0; i < n; i++)
+            snprintf(text[i], sizeof text[i], "%g", values[i]), strs[i] = text[i];
+        t = kn_tensor_from_strings(ndim, shape, strs);
+    }
+    free(text), free(strs);
+    return t;
+}
+
 kn_tensor *kt_tensor(kn_dtype dt, int ndim, const int64_t *shape, const double *values)
 {
+    if (dt == KN_STRING) return string_tensor(ndim, shape, values);
     kn_tensor *t = kn_tensor_empty(dt, ndim, shape);
     if (!t) return NULL;
     int64_t n = kn_tensor_numel(t), index[KN_MAX_DIMS];
@@ -119,6 +138,13 @@ bool kt_equal_bits(const kn_tensor *a, const kn_tensor *b)
         return false;
     int64_t n = kn_tensor_numel(a);
     if (n != kn_tensor_numel(b)) return false;
+    if (kn_tensor_dtype(a) == KN_STRING) {
+        for (int64_t i = 0; i < n; i++) {
+            const char *x = kn_tensor_string(a, i), *y = kn_tensor_string(b, i);
+            if (!x || !y || strcmp(x, y)) return false;
+        }
+        return true;
+    }
     size_t bytes = (size_t)n * kn_dtype_size(kn_tensor_dtype(a));
     char *x = malloc(bytes + 1), *y = malloc(bytes + 1);
     bool same = x && y && !kn_tensor_copy_to(a, kn_tensor_dtype(a), x, bytes) &&

@@ -806,8 +806,11 @@ static void test_dtype_sweep(void)
                 }
             }
             kn_tensor *w = kn_where(x2, x, x2);
-            KT_CHECK(w && kn_tensor_dtype(w) == kn_dtype_promote((kn_dtype)dt, (kn_dtype)dt2),
-                     "where(%s, %s)", kn_dtype_name(dt), kn_dtype_name(dt2));
+            if (dt == KN_STRING || dt2 == KN_STRING) /* no op takes text */
+                kt_expect_fail("where", w, "string");
+            else
+                KT_CHECK(w && kn_tensor_dtype(w) == kn_dtype_promote((kn_dtype)dt, (kn_dtype)dt2),
+                         "where(%s, %s)", kn_dtype_name(dt), kn_dtype_name(dt2));
             kn_tensor_unref(w);
             kn_tensor_unref(x2);
         }

@@ -462,7 +462,17 @@ static void test_tensor_files_from_onnx(void)
     kt_check_values("onnx_read_tensor", t, 2, (int64_t[]){2, 2}, (const double[]){1, 2, 3, -4.25},
                     0, 0);
     kn_tensor_unref(t);
-    kt_expect_fail("onnx_read_tensor", kn_onnx_read_tensor(fx("string.pb"), NULL, 0), "STRING");
+    /* a STRING TensorProto (written by onnx.helper): text elements */
+    t = kn_onnx_read_tensor(fx("string.pb"), NULL, 0);
+    KT_CHECK(t && kn_tensor_dtype(t) == KN_STRING && kn_tensor_numel(t) == 1 &&
+                 !strcmp(kn_tensor_string(t, 0), "hi"),
+             "string.pb reads as the string tensor [\"hi\"]: %s", kn_last_error());
+    kt_expect_fail("tensor_copy_to", kn_tensor_copy_to(t, KN_F32, (float[1]){0}, 4) ? NULL : t,
+                   "kn_tensor_string");
+    kn_tensor_unref(t);
+    kt_expect_fail("onnx_read_tensor", kn_onnx_read_tensor(fx("string_nul.pb"), NULL, 0), "NUL");
+    kt_expect_fail("onnx_read_tensor", kn_onnx_read_tensor(fx("string_count.pb"), NULL, 0),
+                   "string_data holds 1 strings");
     kt_expect_fail("onnx_read_tensor", kn_onnx_read_tensor(fx("corrupt.onnx"), NULL, 0),
                    "not a TensorProto");
     kt_expect_fail("onnx_read_tensor", kn_onnx_read_tensor(fx("missing.pb"), NULL, 0),

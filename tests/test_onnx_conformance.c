@@ -200,6 +200,15 @@ static bool compare(const kn_tensor *got, const kn_tensor *want, int k, char *wh
         return false;
     }
     int64_t n = kn_tensor_numel(got);
+    if (kn_tensor_dtype(got) == KN_STRING) { /* text: equal strings */
+        for (int64_t i = 0; i < n; i++)
+            if (strcmp(kn_tensor_string(got, i), kn_tensor_string(want, i))) {
+                snprintf(why, size, "output %d element %lld is \"%s\", expected \"%s\"", k,
+                         (long long)i, kn_tensor_string(got, i), kn_tensor_string(want, i));
+                return false;
+            }
+        return true;
+    }
     bool fl = kn_dtype_is_float(kn_tensor_dtype(got));
     size_t bytes = sizeof(double) * (size_t)(n ? n : 1);
     double *g = malloc(bytes), *w = malloc(bytes);

@@ -189,9 +189,51 @@ static void test_alloc_failure_walk(void)
     kn_tensor_unref(w.x);
 }
 
+/* String tensors: made from C strings, read back in C order (also through
+ * a transposed view), cloned deeply, printed; refused by every numeric
+ * path and by ops with a message naming them. */
+static void test_strings(void)
+{
+    const char *words[6] = {"a", "", "ünï", NULL, "long word", "z"};
+    kn_tensor *t = kn_tensor_from_strings(2, (int64_t[]){2, 3}, words);
+    KT_NOTNULL(t);
+    if (!t) return;
+    KT_CHECK(kn_tensor_dtype(t) == KN_STRING && !strcmp(kn_dtype_name(KN_STRING), "string"), "dtype");
+    const char *want[6] = {"a", "", "ünï", "", "long word", "z"};
+    for (int i = 0; i < 6; i++)
+        KT_CHECK(!strcmp(kn_tensor_string(t, i), want[i]), "element %d: '%s'", i, kn_tensor_string(t, i));
+    kn_tensor *tt = kn_transpose(t, 0, 1); /* a view: no op computes, but views are shape changes */
+    if (tt) { /* transpose is an op: string inputs are refused */
+        kn_tensor_unref(tt);
+        KT_CHECK(false, "transpose took a string tensor");
+    } else {
+        kt_expect_fail("transpose", NULL, "string");
+    }
+    kn_tensor *c = kn_tensor_clone(t);
+    KT_CHECK(c && kn_tensor_data(c) != kn_tensor_data(t) && kt_equal_bits(c, t), "a deep clone");
+    kn_tensor_unref(t); /* the clone keeps its own text */
+    KT_CHECK(c && !strcmp(kn_tensor_string(c, 4), "long word"), "clone outlives the original");
+    char buf[128];
+    kn_tensor_to_string(c, buf, sizeof buf);
+    KT_CHECK(strstr(buf, "\"long word\"") && strstr(buf, "dtype=string"), "printed: %s", buf);
+    double v;
+    kt_expect_fail_status("tensor_item", kn_tensor_item(c, &v), "kn_tensor_string");
+    kt_expect_fail_status("tensor_fill_", kn_tensor_fill_(c, 1), "string");
+    kt_expect_fail("add", kn_add(c, c), "string");
+    kt_expect_fail("tensor", kn_tensor_zeros(KN_STRING, 1, (int64_t[]){2}), "kn_tensor_from_strings");
+    kt_expect_fail_status("tensor_string", kn_tensor_string(c, 6) ? KN_OK : kn_last_status(), "out of range");
+    kn_tensor *f = kn_tensor_ones(KN_F32, 1, (int64_t[]){1});
+    kt_expect_fail_status("tensor_string", kn_tensor_string(f, 0) ? KN_OK : kn_last_status(), "string tensor");
+    kt_expect_fail("tensor_from_strings", kn_tensor_from_strings(1, (int64_t[]){2}, NULL), "NULL");
+    kn_tensor *empty = kn_tensor_from_strings(1, (int64_t[]){0}, NULL);
+    KT_CHECK(empty && kn_tensor_numel(empty) == 0, "an empty string tensor");
+    kn_tensor_unref(empty), kn_tensor_unref(f), kn_tensor_unref(c);
+}
+
 int main(void)
 {
     KT_RUN(test_creation);
+    KT_RUN(test_strings);
     KT_RUN(test_bad_creation);
     KT_RUN(test_dtype_copies);
     KT_RUN(test_borrowed_buffer);

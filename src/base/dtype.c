@@ -13,6 +13,7 @@ static const struct {
     [KN_F32] = {"f32", 4, 2, 2},   [KN_F64] = {"f64", 8, 2, 3}, [KN_F16] = {"f16", 2, 2, 0},
     [KN_BF16] = {"bf16", 2, 2, 1}, [KN_I8] = {"i8", 1, 1, 0},   [KN_U8] = {"u8", 1, 1, 1},
     [KN_I32] = {"i32", 4, 1, 2},   [KN_I64] = {"i64", 8, 1, 3}, [KN_BOOL] = {"bool", 1, 0, 0},
+    [KN_STRING] = {"string", sizeof(char *), 3, 0}, /* category 3: no arithmetic */
 };
 
 static bool valid(kn_dtype dt)
@@ -36,6 +37,7 @@ bool kn_dtype_is_float(kn_dtype dt)
 kn_dtype kn_dtype_promote(kn_dtype a, kn_dtype b)
 {
     if (a == b) return a;
+    if (a == KN_STRING || b == KN_STRING) return KN_STRING; /* no op takes it: a dtype error */
     int ca = dtype_info[a].category, cb = dtype_info[b].category;
     if (ca != cb) return ca > cb ? a : b;
     /* f16 with bf16, and i8 with u8, have no common narrow type. */

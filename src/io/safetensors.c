@@ -98,7 +98,7 @@ static const char *st_dtype_names[KN_DTYPE_COUNT] = {
 static bool st_dtype(const char *s, kn_dtype *dt)
 {
     for (int i = 0; i < KN_DTYPE_COUNT; i++)
-        if (!strcmp(s, st_dtype_names[i])) return *dt = (kn_dtype)i, true;
+        if (st_dtype_names[i] && !strcmp(s, st_dtype_names[i])) return *dt = (kn_dtype)i, true;
     return false;
 }
 
@@ -121,6 +121,11 @@ kn_status kn_safetensors_save(const char *path, const kn_tensor_map *m)
         if (!t->storage) {
             kn__sb_free(&h);
             return kn__error(KN_ERR_ARG, "safetensors_save: '%s' is symbolic", m->names[i]);
+        }
+        if (!st_dtype_names[t->dtype]) {
+            kn__sb_free(&h);
+            return kn__error(KN_ERR_UNSUPPORTED, "safetensors_save: '%s' is a %s tensor, which "
+                             "safetensors files do not hold", m->names[i], kn_dtype_name(t->dtype));
         }
         size_t bytes = (size_t)kn_tensor_numel(t) * kn_dtype_size(t->dtype);
         kn__sb_printf(&h, i ? "," : "");

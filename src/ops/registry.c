@@ -146,6 +146,9 @@ static kn_status check_inputs(const kn_op_def *def, int n_in, kn_tensor *const *
             }
             return kn__error(KN_ERR_ARG, "%s: input %d is NULL", def->name, i);
         }
+        if (in[i]->dtype == KN_STRING)
+            return kn__error(KN_ERR_DTYPE, "%s: input %d is a string tensor (dtype string); no op "
+                                           "computes on text", def->name, i);
         if (!in[i]->storage) *symbolic = true;
     }
     return KN_OK;

@@ -16,6 +16,9 @@ static kn_status check_data(const char *who, const kn_tensor *t)
                          "%s: the tensor is symbolic (traced) and has no data; "
                          "data-dependent control flow is not captured by tracing",
                          who);
+    if (t->dtype == KN_STRING) /* its elements point into its own storage */
+        return kn__error(KN_ERR_DTYPE, "%s: a string tensor holds text, not numbers; read it "
+                                       "with kn_tensor_string", who);
     return KN_OK;
 }
 
@@ -38,6 +41,8 @@ static void copy_loop(char **p, const int64_t *s, int64_t n, void *ctx)
 
 kn_status kn__copy_into(kn_tensor *dst, const kn_tensor *src)
 {
+    if (dst->dtype == KN_STRING || src->dtype == KN_STRING)
+        return kn__error(KN_ERR_DTYPE, "copy: string tensors are not copied element-wise");
     int nd;
     int64_t shape[KN_MAX_DIMS];
     kn_status s =
@@ -70,8 +75,22 @@ kn_status kn_tensor_copy_(kn_tensor *dst, const kn_tensor *src)
     return s;
 }
 
+/* A string tensor's copy: the same text in a storage of its own. */
+static kn_tensor *clone_strings(const kn_tensor *t)
+{
+    int64_t n = kn_tensor_numel(t);
+    const char **strs = kn_alloc(sizeof(char *) * (size_t)(n ? n : 1));
+    if (!strs) return NULL;
+    for (int64_t i = 0; i < n; i++)
+        strs[i] = kn_tensor_string(t, i);
+    kn_tensor *c = kn_tensor_from_strings(t->ndim, t->shape, strs);
+    kn_free(strs);
+    return c;
+}
+
 kn_tensor *kn_tensor_clone(const kn_tensor *t)
 {
+    if (t && t->storage && t->dtype == KN_STRING) return clone_strings(t);
     if (check_data("tensor_clone", t)) return NULL;
     kn_tensor *c = kn__tensor_new(t->dtype, t->ndim, t->shape);
     if (c && kn__copy_into(c, t)) {
@@ -255,6 +274,15 @@ size_t kn_tensor_to_string(const kn_tensor *t, char *buf, size_t n)
     kn__shape_str(t->ndim, t->shape, shape, sizeof shape);
     if (!t->storage) {
         put(&pr, "tensor(<symbolic>, shape=%s, dtype=%s)", shape, kn_dtype_name(t->dtype));
+        return pr.len;
+    }
+    if (t->dtype == KN_STRING) { /* the elements in C order, quoted, as one flat list */
+        int64_t count = kn_tensor_numel(t);
+        put(&pr, "tensor([");
+        for (int64_t i = 0; i < count && i < SUMMARIZE; i++)
+            put(&pr, "%s\"%s\"", i ? ", " : "", kn_tensor_string(t, i));
+        put(&pr, "%s], shape=%s, dtype=string)", count > SUMMARIZE ? ", ..." : "", shape);
+        if (n && pr.len >= n) buf[n - 1] = '\0';
         return pr.len;
     }
     bool summarize = kn_tensor_numel(t) > SUMMARIZE;

@@ -2,6 +2,8 @@
  * Views share a refcounted storage; only the geometry differs. */
 #include "tensor.h"
 
+#include <stdint.h>
+
 #include <math.h>
 #include <stdio.h>
 
@@ -56,14 +58,15 @@ static kn_status check_dtype(const char *who, kn_dtype dt)
     return KN_OK;
 }
 
-kn_tensor *kn__tensor_new(kn_dtype dt, int ndim, const int64_t *shape)
+/* A contiguous tensor owning a fresh allocation of `alloc` bytes, of which
+ * the first nbytes are its elements (string tensors keep text after them). */
+static kn_tensor *with_storage(kn_dtype dt, int ndim, const int64_t *shape, size_t alloc,
+                               size_t nbytes)
 {
-    if (check_dtype("tensor", dt) || kn__check_shape("tensor", ndim, shape)) return NULL;
-    size_t nbytes = (size_t)kn__shape_numel(ndim, shape) * kn_dtype_size(dt);
     kn_tensor *t = tensor_shell(dt, ndim, shape);
     if (!t) return NULL;
     t->storage = kn_alloc(sizeof *t->storage);
-    void *data = t->storage ? kn_alloc(nbytes ? nbytes : 1) : NULL;
+    void *data = t->storage ? kn_alloc(alloc ? alloc : 1) : NULL;
     if (!data) {
         kn_free(t->storage);
         kn_free(t);
@@ -75,6 +78,16 @@ kn_tensor *kn__tensor_new(kn_dtype dt, int ndim, const int64_t *shape)
     t->storage->nbytes = nbytes;
     t->storage->owned = true;
     return t;
+}
+
+kn_tensor *kn__tensor_new(kn_dtype dt, int ndim, const int64_t *shape)
+{
+    if (check_dtype("tensor", dt) || kn__check_shape("tensor", ndim, shape)) return NULL;
+    if (dt == KN_STRING)
+        return kn__error_null(KN_ERR_DTYPE, "tensor: string tensors are made by kn_tensor_from_strings "
+                                            "(no op creates or computes them)");
+    size_t nbytes = (size_t)kn__shape_numel(ndim, shape) * kn_dtype_size(dt);
+    return with_storage(dt, ndim, shape, nbytes, nbytes);
 }
 
 kn_tensor *kn__tensor_view(kn_tensor *base, int ndim, const int64_t *shape, const int64_t *strides,
@@ -370,6 +383,49 @@ void *kn_tensor_data(kn_tensor *t)
                               "tensor_data: the tensor is symbolic (traced) and has no data; "
                               "data-dependent control flow is not captured by tracing");
     return kn__tensor_ptr(t);
+}
+
+kn_tensor *kn_tensor_from_strings(int ndim, const int64_t *shape, const char *const *strs)
+{
+    if (kn__check_shape("tensor_from_strings", ndim, shape)) return NULL;
+    int64_t n = kn__shape_numel(ndim, shape);
+    if (n > 0 && !strs) return kn__error_null(KN_ERR_ARG, "tensor_from_strings: strs is NULL");
+    /* one block: the element pointers, then every string's bytes */
+    size_t bytes = (size_t)n * sizeof(char *);
+    for (int64_t i = 0; i < n; i++) {
+        size_t len = strs[i] ? strlen(strs[i]) + 1 : 1;
+        if (bytes > SIZE_MAX / 2 - len)
+            return kn__error_null(KN_ERR_ARG, "tensor_from_strings: the strings are too large");
+        bytes += len;
+    }
+    kn_tensor *t = with_storage(KN_STRING, ndim, shape, bytes, (size_t)n * sizeof(char *));
+    if (!t) return NULL;
+    char *data = t->storage->data;
+    char **elems = (char **)data, *text = data + (size_t)n * sizeof(char *);
+    for (int64_t i = 0; i < n; i++) {
+        const char *src = strs[i] ? strs[i] : "";
+        size_t len = strlen(src) + 1;
+        memcpy(text, src, len);
+        elems[i] = text;
+        text += len;
+    }
+    return t;
+}
+
+const char *kn_tensor_string(const kn_tensor *t, int64_t i)
+{
+    if (!t || !t->storage || t->dtype != KN_STRING)
+        return kn__error_null(KN_ERR_DTYPE, "tensor_string: expected a string tensor with data");
+    int64_t n = kn_tensor_numel(t);
+    if (i < 0 || i >= n)
+        return kn__error_null(KN_ERR_ARG, "tensor_string: index %lld out of range [0, %lld)",
+                              (long long)i, (long long)n);
+    int64_t off = t->offset;
+    for (int d = t->ndim - 1; d >= 0; d--) {
+        off += (i % t->shape[d]) * t->strides[d];
+        i /= t->shape[d];
+    }
+    return ((char *const *)t->storage->data)[off];
 }
 
 void kn__bump_version(kn_tensor *t)

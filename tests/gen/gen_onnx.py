@@ -188,4 +188,8 @@ tensor_file("typed_f64.pb", helper.make_tensor("d", TensorProto.DOUBLE, [2], [0.
 tensor_file("typed_i64.pb", helper.make_tensor("l", TensorProto.INT64, [2], [-(1 << 62), 5]))
 tensor_file("raw_f32.pb", numpy_helper.from_array(np.array([[1.0, 2.0], [3.0, -4.25]], np.float32), "r"))
 tensor_file("string.pb", helper.make_tensor("s", TensorProto.STRING, [1], [b"hi"]))
+tensor_file("string_nul.pb", helper.make_tensor("s", TensorProto.STRING, [2], [b"a", b"b\x00c"]))
+bad_count = helper.make_tensor("s", TensorProto.STRING, [1], [b"a"])
+bad_count.dims[0] = 2  # two strings declared, one present
+tensor_file("string_count.pb", bad_count)
 print("wrote", OUT, "(%d files)" % len(os.listdir(OUT)))

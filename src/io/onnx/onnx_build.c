@@ -349,11 +349,34 @@ static kn_graph *build(kn_onnx_model *m, kn_tensor *const *in)
 
 /* ---------------------------------------------------------------- cache */
 /* The cache key of inputs: shapes, then the data of baked inputs. */
+/* The bytes a baked input adds to the key: its elements, or for strings
+ * each string with its terminating NUL (so the key tells them apart). */
+static size_t baked_bytes(const kn_tensor *t)
+{
+    if (t->dtype != KN_STRING) return (size_t)kn_tensor_numel(t) * kn_dtype_size(t->dtype);
+    size_t n = 0;
+    for (int64_t i = 0; i < kn_tensor_numel(t); i++)
+        n += strlen(kn_tensor_string(t, i)) + 1;
+    return n;
+}
+
+static kn_status baked_copy(const kn_tensor *t, uint8_t *dst, size_t bytes)
+{
+    if (t->dtype != KN_STRING) return kn_tensor_copy_to(t, t->dtype, dst, bytes);
+    for (int64_t i = 0; i < kn_tensor_numel(t); i++) {
+        const char *str = kn_tensor_string(t, i);
+        size_t len = strlen(str) + 1;
+        memcpy(dst, str, len);
+        dst += len;
+    }
+    return KN_OK;
+}
+
 static uint8_t *make_key(const kn_onnx_model *m, kn_tensor *const *in, size_t *len)
 {
     size_t n = sizeof(int64_t) * KEY_STRIDE * (size_t)m->n_inputs;
     for (int i = 0; i < m->n_inputs; i++)
-        if (m->bake[i]) n += (size_t)kn_tensor_numel(in[i]) * kn_dtype_size(in[i]->dtype);
+        if (m->bake[i]) n += baked_bytes(in[i]);
     uint8_t *key = kn_alloc(n + 1);
     if (!key) return NULL;
     memset(key, 0, n + 1);
@@ -364,9 +387,9 @@ static uint8_t *make_key(const kn_onnx_model *m, kn_tensor *const *in, size_t *l
         memcpy(key + pos + sizeof nd, in[i]->shape, sizeof(int64_t) * (size_t)nd);
     }
     for (int i = 0; i < m->n_inputs; i++) {
-        size_t bytes = (size_t)kn_tensor_numel(in[i]) * kn_dtype_size(in[i]->dtype);
-        if (!m->bake[i] || !bytes) continue;
-        if (kn_tensor_copy_to(in[i], in[i]->dtype, key + pos, bytes)) {
+        size_t bytes = m->bake[i] ? baked_bytes(in[i]) : 0;
+        if (!bytes) continue;
+        if (baked_copy(in[i], key + pos, bytes)) {
             kn_free(key);
             return NULL;
         }

@@ -58,6 +58,7 @@ extern const kn_onnx_op kn__onnx_ops_math[]; /* onnx_ops_math.c */
 extern const kn_onnx_op kn__onnx_ops_shape[]; /* onnx_ops_shape.c */
 extern const kn_onnx_op kn__onnx_ops_nn[];   /* onnx_ops_nn.c */
 extern const kn_onnx_op kn__onnx_ops_training[]; /* onnx_ops_training.c: Gradient */
+extern const kn_onnx_op kn__onnx_ops_text[];     /* onnx_ops_text.c: StringNormalizer */
 /* The entry converting (domain, op_type) at opset, or NULL. */
 const kn_onnx_op *kn__onnx_find_op(const char *domain, const char *op_type, int opset);
 

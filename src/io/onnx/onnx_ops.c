@@ -10,6 +10,7 @@ static const kn_onnx_op *const tables[] = {
     kn__onnx_ops_shape,
     kn__onnx_ops_nn,
     kn__onnx_ops_training,
+    kn__onnx_ops_text,
 };
 
 bool kn__onnx_default_domain(const char *domain)

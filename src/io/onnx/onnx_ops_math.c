@@ -555,6 +555,10 @@ static bool check_cast(const Onnx__NodeProto *node, int opset, char *why, size_t
                  t < N_ONNX_TYPES ? onnx_type_names[t] : "unknown");
         return false;
     }
+    if (dt == KN_STRING) { /* kiln's string tensors only pass through models */
+        snprintf(why, size, "to=STRING: kiln does not convert numbers to text");
+        return false;
+    }
     return true;
 }
 

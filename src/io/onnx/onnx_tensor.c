@@ -28,6 +28,7 @@ static const struct {
     {ONNX__TENSOR_PROTO__DATA_TYPE__INT32, KN_I32},
     {ONNX__TENSOR_PROTO__DATA_TYPE__INT64, KN_I64},
     {ONNX__TENSOR_PROTO__DATA_TYPE__BOOL, KN_BOOL},
+    {ONNX__TENSOR_PROTO__DATA_TYPE__STRING, KN_STRING},
 };
 
 bool kn__onnx_dtype(int32_t onnx_type, kn_dtype *dt)
@@ -258,6 +259,39 @@ static bool little_endian(void)
     return *(uint8_t *)&one == 1;
 }
 
+/* A STRING TensorProto: string_data holds numel byte strings (no NUL
+ * inside: kiln's strings are NUL-terminated). */
+static kn_tensor *strings_from_proto(const Onnx__TensorProto *t, const char *name, int64_t numel)
+{
+    bool external =
+        t->has_data_location && t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL;
+    if (external || t->has_raw_data)
+        return kn__error_null(KN_ERR_IO, "onnx: tensor '%s': strings must be in string_data", name);
+    if (t->n_string_data != (size_t)numel)
+        return kn__error_null(KN_ERR_IO, "onnx: tensor '%s': string_data holds %zu strings, its "
+                                         "shape needs %lld", name, t->n_string_data, (long long)numel);
+    char **strs = kn_alloc(sizeof(char *) * (size_t)(numel ? numel : 1));
+    if (!strs) return NULL;
+    kn_tensor *out = NULL;
+    int64_t made = 0;
+    for (; made < numel; made++) {
+        const ProtobufCBinaryData *b = &t->string_data[made];
+        if (b->len && memchr(b->data, 0, b->len)) {
+            kn__error(KN_ERR_UNSUPPORTED, "onnx: tensor '%s': string %lld holds a NUL byte", name,
+                      (long long)made);
+            break;
+        }
+        if (!(strs[made] = kn_alloc(b->len + 1))) break;
+        if (b->len) memcpy(strs[made], b->data, b->len);
+        strs[made][b->len] = 0;
+    }
+    if (made == numel) out = kn_tensor_from_strings((int)t->n_dims, t->dims, (const char *const *)strs);
+    for (int64_t i = 0; i < made; i++)
+        kn_free(strs[i]);
+    kn_free(strs);
+    return out;
+}
+
 kn_tensor *kn__onnx_tensor_from_proto(const Onnx__TensorProto *t, const char *base_dir)
 {
     if (!t) return kn__error_null(KN_ERR_ARG, "onnx: tensor is NULL");
@@ -278,6 +312,7 @@ kn_tensor *kn__onnx_tensor_from_proto(const Onnx__TensorProto *t, const char *ba
     int64_t numel = kn__shape_numel((int)t->n_dims, t->dims);
     if (numel < 0 || numel > KN__MAX_NUMEL)
         return kn__error_null(KN_ERR_IO, "onnx: tensor '%s': dims are negative or too large", name);
+    if (dt == KN_STRING) return strings_from_proto(t, name, numel);
     size_t bytes = (size_t)numel * kn_dtype_size(dt);
     bool external =
         t->has_data_location && t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL;
@@ -354,6 +389,38 @@ kn_tensor *kn_onnx_read_tensor(const char *path, char *name, size_t name_size)
     return t;
 }
 
+/* Packs tp and writes it to path atomically. */
+static kn_status write_proto(const char *path, Onnx__TensorProto *tp)
+{
+    size_t size = onnx__tensor_proto__get_packed_size(tp);
+    uint8_t *buf = kn_alloc(size ? size : 1);
+    if (!buf) return kn_last_status();
+    kn_status s = KN_OK;
+    if (onnx__tensor_proto__pack(tp, buf) != size)
+        s = kn__error(KN_ERR_INTERNAL, "onnx_write_tensor: packing '%s' failed", path);
+    if (!s) s = kn__write_file_atomic("onnx_write_tensor", path, buf, size);
+    kn_free(buf);
+    return s;
+}
+
+/* A string tensor as string_data (the elements in C order). */
+static kn_status write_strings(const char *path, Onnx__TensorProto *tp, const kn_tensor *t)
+{
+    int64_t n = kn_tensor_numel(t);
+    ProtobufCBinaryData *sd = kn_alloc(sizeof *sd * (size_t)(n ? n : 1));
+    if (!sd) return kn_last_status();
+    for (int64_t i = 0; i < n; i++) {
+        const char *str = kn_tensor_string(t, i);
+        sd[i].len = strlen(str);
+        sd[i].data = (uint8_t *)str;
+    }
+    tp->n_string_data = (size_t)n;
+    tp->string_data = sd;
+    kn_status s = write_proto(path, tp);
+    kn_free(sd);
+    return s;
+}
+
 kn_status kn_onnx_write_tensor(const char *path, const kn_tensor *t, const char *name)
 {
     if (!path || !t) return kn__error(KN_ERR_ARG, "onnx_write_tensor: path or tensor is NULL");
@@ -368,6 +435,7 @@ kn_status kn_onnx_write_tensor(const char *path, const kn_tensor *t, const char 
     tp.has_data_type = true;
     tp.data_type = kn__onnx_type_of(t->dtype);
     tp.name = (char *)(name ? name : "");
+    if (t->dtype == KN_STRING) return write_strings(path, &tp, t);
     size_t bytes = (size_t)kn_tensor_numel(t) * kn_dtype_size(t->dtype);
     uint8_t *raw = kn_alloc(bytes ? bytes : 1);
     if (!raw) return kn_last_status();
@@ -375,13 +443,8 @@ kn_status kn_onnx_write_tensor(const char *path, const kn_tensor *t, const char 
     tp.has_raw_data = true;
     tp.raw_data.data = raw;
     tp.raw_data.len = bytes;
-    size_t size = s ? 0 : onnx__tensor_proto__get_packed_size(&tp);
-    uint8_t *buf = s ? NULL : kn_alloc(size ? size : 1);
-    if (!s && !buf) s = kn_last_status();
-    if (!s && onnx__tensor_proto__pack(&tp, buf) != size)
-        s = kn__error(KN_ERR_INTERNAL, "onnx_write_tensor: packing '%s' failed", path);
-    if (!s) s = kn__write_file_atomic("onnx_write_tensor", path, buf, size);
-    kn_free(buf), kn_free(raw);
+    if (!s) s = write_proto(path, &tp);
+    kn_free(raw);
     return s;
 }
 #endif
