@@ -702,10 +702,11 @@ static kn_status cv_constant_of_shape(kn_onnx_node *n)
     kn_tensor *v = NULL;
     if (kn__onnx_attr(n, "value")) {
         v = kn__keep(&s, kn__onnx_attr_tensor(n, "value"));
-        if (v && kn_tensor_numel(v) != 1) {
-            kn__scratch_free(&s);
+        int64_t count = v ? kn_tensor_numel(v) : 1;
+        if (count != 1) {
+            kn__scratch_free(&s); /* frees v: its count was read before */
             return kn__onnx_fail(n, KN_ERR_ARG, "value has %lld elements, expected 1",
-                                 (long long)kn_tensor_numel(v));
+                                 (long long)count);
         }
         v = kn__keep(&s, kn_reshape(v, 0, NULL));
     } else {
