@@ -164,3 +164,8 @@ void kn__conv_fused_attrs_set(void *attrs, const kn_conv_params *p, int64_t act)
     at->conv = *p;
     at->act = act;
 }
+
+kn_conv_params *kn__conv_fused_params(void *attrs)
+{
+    return &((conv_fused_attrs *)attrs)->conv;
+}

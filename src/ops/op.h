@@ -175,6 +175,8 @@ void kn__call_site(const char **file, int *line);
 /* conv2d_fused's attrs (src/ops/conv_fused.c), for the fusion pass. */
 size_t kn__conv_fused_attrs_size(void);
 void kn__conv_fused_attrs_set(void *attrs, const kn_conv_params *p, int64_t act);
+/* The geometry inside a conv2d_fused node's attrs (the layout pass rewrites it). */
+kn_conv_params *kn__conv_fused_params(void *attrs);
 
 /* y with a kn_act activation applied by its op (src/ops/conv_fused.c), for
  * the fused ops' reference paths; a new reference. */

@@ -54,12 +54,11 @@ static void *attr(const kn_gnode *n, const char *name)
 
 /* ---------------------------------------------------------- convolutions */
 /* Whether node n is a convolution in NCHW, with its groups. conv2d keeps
- * them in attrs; conv2d_fused's attrs start with the kn_conv_params of its
- * convolution (src/ops/conv_fused.c; a struct's first member is at offset 0). */
+ * them in attrs; conv2d_fused's hold a kn_conv_params (kn__conv_fused_params). */
 static bool conv_nchw(const kn_gnode *n, int64_t *groups)
 {
     if (n->def == &kn_op_conv2d_fused) {
-        const kn_conv_params *p = n->attrs;
+        const kn_conv_params *p = kn__conv_fused_params(n->attrs);
         *groups = p->groups ? p->groups : 1;
         return p->layout == KN_LAYOUT_NCHW;
     }
@@ -99,7 +98,7 @@ static bool anchor(const lay *L, const kn_gnode *n)
 static void set_conv_nhwc(kn_gnode *n)
 {
     if (n->def == &kn_op_conv2d_fused) {
-        ((kn_conv_params *)n->attrs)->layout = KN_LAYOUT_NHWC;
+        kn__conv_fused_params(n->attrs)->layout = KN_LAYOUT_NHWC;
     } else {
         int64_t *layout = attr(n, "layout");
         *layout = KN_LAYOUT_NHWC;
