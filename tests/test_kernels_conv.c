@@ -391,6 +391,15 @@ static void test_forward_medium(void)
         {.nsp = 2, .nhwc = false, .bias = true, .n = 5, .cin = 8, .cout = 12, .groups = 2,
          .in = {1, 6, 5}, .k = {1, 1, 1}, .s = {1, 1, 1}, .d = {1, 1, 1}, .pb = {0, 0, 0},
          .pe = {0, 0, 0}},
+        /* direct NHWC kernel, large kernels (>= 256 output pixels: the eager
+         * direct path): 11x11/4 as AlexNet's stem, and a dilated 9x9 whose
+         * 81 taps run one by one (the kw runs cannot merge) */
+        {.nsp = 2, .nhwc = true, .bias = true, .n = 1, .cin = 3, .cout = 40, .groups = 1,
+         .in = {1, 75, 79}, .k = {1, 11, 11}, .s = {1, 4, 4}, .d = {1, 1, 1}, .pb = {0, 2, 2},
+         .pe = {0, 2, 2}},
+        {.nsp = 2, .nhwc = true, .bias = false, .n = 1, .cin = 6, .cout = 17, .groups = 1,
+         .in = {1, 33, 34}, .k = {1, 9, 9}, .s = {1, 1, 1}, .d = {1, 2, 2}, .pb = {0, 4, 3},
+         .pe = {0, 4, 5}},
     };
     int threads = kn_get_num_threads();
     for (int i = 0; i < LEN(ps); i++) {

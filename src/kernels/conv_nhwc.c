@@ -161,8 +161,7 @@ typedef struct tiles {
     src_view src;
     const kn_conv_act *y;
     const kn_epilogue *ep;
-    int64_t toff[64];
-    const int64_t *toffp;
+    const int64_t *toffp; /* per tap run: its element offset from the tile's first pixel */
     int ntaps;
     int64_t cin; /* values per tap run */
     bool flat;
@@ -248,8 +247,10 @@ kn_status kn__conv_nhwc_run(const kn_conv_geom *g, const kn_conv_act *x, const k
                             const kn_conv_act *y, const kn_epilogue *ep)
 {
     int64_t taps = w->kh * w->kw;
-    if (!kn__conv_nhwc_matches(w, g) || taps > 64)
+    if (!kn__conv_nhwc_matches(w, g))
         return kn__error(KN_ERR_INTERNAL, "conv: packed weights do not match the problem");
+    int64_t *toff = kn_alloc(sizeof(int64_t) * (size_t)taps);
+    if (!toff) return KN_ERR_NOMEM;
     tiles t = {.g = g, .w = w, .y = y, .ep = ep, .ntaps = (int)taps, .toffp = NULL};
     char *copy = NULL;
     size_t es = kn_dtype_size(w->dt);
@@ -260,7 +261,10 @@ kn_status kn__conv_nhwc_run(const kn_conv_geom *g, const kn_conv_act *x, const k
         int64_t wp = (g->out[2] - 1) * g->s[2] + (g->k[2] - 1) * g->d[2] + 1;
         if (hp < g->pb[1] + g->in[1]) hp = g->pb[1] + g->in[1];
         if (wp < g->pb[2] + g->in[2]) wp = g->pb[2] + g->in[2];
-        if (!(copy = kn_alloc(es * (size_t)(g->n * hp * wp * w->cinp)))) return KN_ERR_NOMEM;
+        if (!(copy = kn_alloc(es * (size_t)(g->n * hp * wp * w->cinp)))) {
+            kn_free(toff);
+            return KN_ERR_NOMEM;
+        }
         pad_job pj = {g, x, copy, w->dt, hp, wp, w->cinp};
         kn_parallel_for(g->n * hp, 8, pad_rows, &pj);
         t.src = (src_view){copy, w->dt, hp * wp * w->cinp, wp * w->cinp, w->cinp};
@@ -272,8 +276,8 @@ kn_status kn__conv_nhwc_run(const kn_conv_geom *g, const kn_conv_act *x, const k
     t.ntaps = merge_kw ? (int)w->kh : (int)taps;
     for (int64_t kh = 0; kh < w->kh; kh++)
         for (int64_t kw = 0; kw < (merge_kw ? 1 : w->kw); kw++)
-            t.toff[kh * (merge_kw ? 1 : w->kw) + kw] = kh * g->d[1] * t.src.rs + kw * g->d[2] * t.src.ps;
-    t.toffp = t.toff;
+            toff[kh * (merge_kw ? 1 : w->kw) + kw] = kh * g->d[1] * t.src.rs + kw * g->d[2] * t.src.ps;
+    t.toffp = toff;
     int64_t OH = g->out[1], OW = g->out[2];
     /* 1×1 stride 1 over contiguous rows: tiles may cross output rows */
     t.flat = taps == 1 && g->s[1] == 1 && g->s[2] == 1 && !copy && t.src.rs == OW * t.src.ps &&
@@ -305,6 +309,6 @@ kn_status kn__conv_nhwc_run(const kn_conv_geom *g, const kn_conv_act *x, const k
         t.prefetch = true;
     }
     kn_parallel_for(items, grain, tiles_task, &t);
-    kn_free(copy);
+    kn_free(copy), kn_free(toff);
     return KN_OK;
 }
