@@ -477,6 +477,88 @@ static kn_status convert_nodes(kn_ex *e)
     return e->status;
 }
 
+/* ---------------------------------------------------------------- clean-up
+ * Graphs compiled for inference on AVX-512 run NHWC inside (the layout
+ * pass); ONNX convolutions and pools are NCHW, so every such node is
+ * written between two Transposes. A Transpose of a Transpose that undoes
+ * it is dropped (its readers read the first one's input), then nodes whose
+ * outputs nobody reads are dropped: the file is NCHW again between the
+ * region's edges. */
+static int transpose_perm(const Onnx__NodeProto *nd, int64_t *perm)
+{
+    if (strcmp(nd->op_type, "Transpose") || nd->n_input != 1 || nd->n_output != 1) return 0;
+    for (size_t a = 0; a < nd->n_attribute; a++) {
+        const Onnx__AttributeProto *at = nd->attribute[a];
+        if (!strcmp(at->name, "perm") && at->n_ints > 0 && at->n_ints <= KN_MAX_DIMS) {
+            memcpy(perm, at->ints, sizeof(int64_t) * at->n_ints);
+            return (int)at->n_ints;
+        }
+    }
+    return 0;
+}
+
+static bool is_graph_output(const Onnx__GraphProto *gp, const char *name)
+{
+    for (size_t i = 0; i < gp->n_output; i++)
+        if (!strcmp(gp->output[i]->name, name)) return true;
+    return false;
+}
+
+/* The live node writing `name`, or -1. */
+static ptrdiff_t producer_of(const kn_ex *e, const bool *dead, const char *name)
+{
+    for (size_t j = 0; j < e->n_nodes; j++)
+        for (size_t k = 0; !dead[j] && k < e->nodes[j]->n_output; k++)
+            if (!strcmp(e->nodes[j]->output[k], name)) return (ptrdiff_t)j;
+    return -1;
+}
+
+static bool is_read(const kn_ex *e, const bool *dead, const Onnx__GraphProto *gp, const char *name)
+{
+    if (is_graph_output(gp, name)) return true;
+    for (size_t j = 0; j < e->n_nodes; j++)
+        for (size_t k = 0; !dead[j] && k < e->nodes[j]->n_input; k++)
+            if (!strcmp(e->nodes[j]->input[k], name)) return true;
+    return false;
+}
+
+static void cancel_transposes(kn_ex *e, Onnx__GraphProto *gp)
+{
+    bool *dead = kn__ex_alloc(e, e->n_nodes + 1);
+    if (!dead) return;
+    for (size_t i = 0; i < e->n_nodes; i++) {
+        int64_t q[KN_MAX_DIMS], p[KN_MAX_DIMS];
+        Onnx__NodeProto *nd = e->nodes[i];
+        int rank = transpose_perm(nd, q);
+        ptrdiff_t j = rank ? producer_of(e, dead, nd->input[0]) : -1;
+        if (j < 0 || transpose_perm(e->nodes[j], p) != rank || is_graph_output(gp, nd->output[0]))
+            continue;
+        bool undoes = true;
+        for (int d = 0; d < rank; d++)
+            undoes &= q[d] >= 0 && q[d] < rank && p[q[d]] == d;
+        if (!undoes) continue;
+        const char *from = nd->output[0], *to = e->nodes[j]->input[0];
+        for (size_t k = 0; k < e->n_nodes; k++)
+            for (size_t m = 0; m < e->nodes[k]->n_input; m++)
+                if (!strcmp(e->nodes[k]->input[m], from)) e->nodes[k]->input[m] = (char *)to;
+        dead[i] = true;
+    }
+    for (bool changed = true; changed;) { /* nodes nobody reads, last first */
+        changed = false;
+        for (size_t i = e->n_nodes; i-- > 0;) {
+            bool used = false;
+            for (size_t k = 0; !dead[i] && k < e->nodes[i]->n_output; k++)
+                used |= is_read(e, dead, gp, e->nodes[i]->output[k]);
+            if (!dead[i] && !used) dead[i] = changed = true;
+        }
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < e->n_nodes; i++)
+        if (!dead[i]) e->nodes[n++] = e->nodes[i];
+    e->n_nodes = n;
+    gp->n_node = n;
+}
+
 static Onnx__GraphProto *build_graph(kn_ex *e)
 {
     const kn_graph *g = e->g;
@@ -508,6 +590,7 @@ static Onnx__GraphProto *build_graph(kn_ex *e)
     gp->n_initializer = e->n_inits, gp->initializer = e->inits;
     gp->n_input = (size_t)g->n_inputs, gp->input = ins;
     gp->n_output = (size_t)g->n_outputs, gp->output = outs;
+    if (!e->status) cancel_transposes(e, gp);
     return e->status ? NULL : gp;
 }
 

@@ -538,9 +538,10 @@ static void geom_from_params(const kn_conv_params *p, conv_geom *g)
     g->layout = p->layout;
 }
 
-/* Conv / ConvTranspose of x (value xv, kiln layout) by w (value wv). */
+/* Conv / ConvTranspose of x (value xv, kiln layout) by w (value wv); the
+ * result in kiln's layout, or NCHW when nchw_out (the caller transposes). */
 static const char *conv(kn_ex *e, conv_geom *g, const char *x, const kn_gvalue *xv, const char *w,
-                        const kn_gvalue *wv, const char *bias)
+                        const kn_gvalue *wv, const char *bias, bool nchw_out)
 {
     int rank = xv->ndim, nsp = g->nsp;
     bool nhwc = g->layout == KN_LAYOUT_NHWC;
@@ -570,7 +571,7 @@ static const char *conv(kn_ex *e, conv_geom *g, const char *x, const kn_gvalue *
     kn__ex_attr_ints(e, nd, "pads", 2 * nsp, pads);
     kn__ex_attr_int(e, nd, "group", g->groups);
     if (g->transpose) kn__ex_attr_ints(e, nd, "output_padding", nsp, g->out_pad);
-    return nhwc ? to_nhwc(e, out0(nd), rank) : out0(nd);
+    return nhwc && !nchw_out ? to_nhwc(e, out0(nd), rank) : out0(nd);
 }
 
 static kn_status cv_conv(kn_ex *e, const kn_gnode *n, const char *const *in, const char *const *out)
@@ -583,19 +584,26 @@ static kn_status cv_conv(kn_ex *e, const kn_gnode *n, const char *const *in, con
                                                                    : 3;
     conv_geom g;
     geom_from_attrs(e, n, nsp, tr, &g);
-    return done(e, conv(e, &g, in[0], IN(0), in[1], IN(1), in[2]), out[0]);
+    return done(e, conv(e, &g, in[0], IN(0), in[1], IN(1), in[2], false), out[0]);
 }
 
-/* conv2d_fused: Conv (+ bias) + residual, then the activation. Its attrs
- * open with the kn_conv_params of the plain convolution (conv_fused.c). */
+/* conv2d_fused: Conv (+ bias) + residual, then the activation. An NHWC one
+ * (the layout pass) does all of it in NCHW between one Transpose in and one
+ * out, so that neighbouring ones cancel when the file is cleaned up. */
 static kn_status cv_conv_fused(kn_ex *e, const kn_gnode *n, const char *const *in,
                                const char *const *out)
 {
     conv_geom g;
-    geom_from_params((const kn_conv_params *)n->attrs, &g);
-    const char *y = conv(e, &g, in[0], IN(0), in[1], IN(1), in[2]);
-    if (in[3]) y = kn__ex_op2(e, "Add", y, kn__ex_cast(e, in[3], IN(3)->dtype, OUT(0)->dtype));
-    return done(e, activate(e, y, OUT(0)->dtype, attr_int(n, "act", KN_ACT_NONE)), out[0]);
+    geom_from_params(kn__conv_fused_params((void *)n->attrs), &g);
+    bool nhwc = g.layout == KN_LAYOUT_NHWC;
+    int rank = IN(0)->ndim;
+    const char *y = conv(e, &g, in[0], IN(0), in[1], IN(1), in[2], true);
+    if (in[3]) {
+        const char *r = kn__ex_cast(e, in[3], IN(3)->dtype, OUT(0)->dtype);
+        y = kn__ex_op2(e, "Add", y, nhwc ? to_nchw(e, r, rank) : r);
+    }
+    y = activate(e, y, OUT(0)->dtype, attr_int(n, "act", KN_ACT_NONE));
+    return done(e, nhwc ? to_nhwc(e, y, rank) : y, out[0]);
 }
 
 /* ================================================================ pooling */
