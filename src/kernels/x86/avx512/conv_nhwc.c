@@ -16,50 +16,19 @@
 #define MR KN_CONV_NHWC_MR
 #define NR KN_CONV_NHWC_NR
 
-/* Named accumulators (an array of vectors would live in memory). */
-#define REP14(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13)
-#define DECL(i) __m512 c##i##0 = _mm512_setzero_ps(), c##i##1 = _mm512_setzero_ps();
-/* rows 0-6 from ap, 7-13 from ap + 7*xs: seven row offsets in registers */
+/* Per row i of the named accumulators (KN512_* in gemm_avx512.h); rows
+ * 0-6 read from ap, 7-13 from ap + 7*xs: seven row offsets in registers */
 #define STEP(i)                                                                                    \
     if (mr > i) {                                                                                  \
         __m512 a = _mm512_set1_ps(i < 7 ? ap[i * xs] : ap7[(i - 7) * xs]);                         \
         c##i##0 = _mm512_fmadd_ps(a, b0, c##i##0);                                                 \
         if (nv > 1) c##i##1 = _mm512_fmadd_ps(a, b1, c##i##1);                                     \
     }
-#define FIN(i)                                                                                     \
-    if (mr > i) {                                                                                  \
-        _mm512_store_ps(acc + i * NR, c##i##0);                                                    \
-        if (nv > 1) _mm512_store_ps(acc + i * NR + 16, c##i##1);                                   \
-    }
 #define PLAIN(i)                                                                                   \
     if (mr > i) {                                                                                  \
         _mm512_mask_storeu_ps(y + i * t->ldc, m0, c##i##0);                                        \
         if (nv > 1) _mm512_mask_storeu_ps(y + i * t->ldc + 16, m1, c##i##1);                       \
     }
-#define PUT(i)                                                                                     \
-    if (mr > i) {                                                                                  \
-        put(t, i, 0, c##i##0, m0);                                                                 \
-        if (nv > 1) put(t, i, 16, c##i##1, m1);                                                    \
-    }
-
-/* The epilogue of one vector in registers (bias, scale/shift, residual,
- * relu or relu6), as kn512_finish does it, without leaving the kernel. */
-KN_INLINE void put(const kn_gemm_tile *t, int i, int j, __m512 y, __mmask16 mk)
-{
-    if (t->bias) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(mk, t->bias + j));
-    if (t->scale) y = _mm512_mul_ps(y, _mm512_maskz_loadu_ps(mk, t->scale + j));
-    if (t->shift) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(mk, t->shift + j));
-    if (t->res) {
-        size_t es = t->res_dt == KN_BF16 ? 2 : 4;
-        y = _mm512_add_ps(y, kn512_load(t->res_dt, (const char *)t->res + (size_t)(i * t->ldr + j) * es, mk));
-    }
-    if (t->act == KN_ACT_RELU)
-        y = _mm512_max_ps(y, _mm512_setzero_ps());
-    else if (t->act == KN_ACT_RELU6)
-        y = _mm512_min_ps(_mm512_max_ps(y, _mm512_setzero_ps()), _mm512_set1_ps(6.0f));
-    size_t ces = t->c_dt == KN_BF16 ? 2 : 4;
-    kn512_store(t->c_dt, (char *)t->c + (size_t)(i * t->ldc + j) * ces, y, mk);
-}
 
 KN_INLINE void tile(const int mr, const int nv, const float *x, int64_t xs, const int64_t *toff,
                     int ntaps, int64_t cin, const float *w, const char *pf, int nr,
@@ -67,7 +36,7 @@ KN_INLINE void tile(const int mr, const int nv, const float *x, int64_t xs, cons
 {
     __mmask16 m0 = nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1);
     __mmask16 m1 = nr >= 32 ? 0xffff : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1) : 0;
-    REP14(DECL)
+    KN512_REP14(KN512_DECL)
     const float *pb = w;
     for (int tap = 0; tap < ntaps; tap++) {
         const float *ap = x + toff[tap], *ap7 = ap + 7 * xs;
@@ -79,22 +48,22 @@ KN_INLINE void tile(const int mr, const int nv, const float *x, int64_t xs, cons
                 pf += NR * sizeof *pb;
             }
             __m512 b0 = _mm512_load_ps(pb), b1 = nv > 1 ? _mm512_load_ps(pb + 16) : b0;
-            REP14(STEP)
+            KN512_REP14(STEP)
         }
     }
     if (t->c_dt == KN_F32 && !t->bias && !t->scale && !t->shift && !t->res &&
         t->act == KN_ACT_NONE) {
         float *y = t->c;
-        REP14(PLAIN)
+        KN512_REP14(PLAIN)
         return;
     }
     if (t->act == KN_ACT_NONE || t->act == KN_ACT_RELU || t->act == KN_ACT_RELU6) {
-        REP14(PUT)
+        KN512_REP14(KN512_PUT)
         return;
     }
     /* smooth activations call functions: leave the registers first */
     __attribute__((aligned(64))) float acc[MR * NR];
-    REP14(FIN)
+    KN512_REP14(KN512_FIN)
     kn512_finish_tile(t, acc, NR, mr, nr);
 }
 

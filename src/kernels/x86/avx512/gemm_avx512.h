@@ -68,6 +68,45 @@ KN_INLINE void kn512_finish(const kn_gemm_tile *t, int i, int j, __m512 y, __mma
     kn512_store(t->c_dt, c, y, mk);
 }
 
+/* The 14-row micro-kernels (GEMM f32/bf16, direct NHWC convolution f32/bf16)
+ * keep their accumulators as named variables c<row>0 and c<row>1 (an array
+ * of vectors would live in memory); these expand per row. FIN stores row i
+ * to `acc` (row stride NR, the including file's tile width) when i < mr;
+ * `nv` (1 or 2 vectors per row) and `mr` are constants of the instantiation. */
+#define KN512_REP14(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13)
+#define KN512_DECL(i) __m512 c##i##0 = _mm512_setzero_ps(), c##i##1 = _mm512_setzero_ps();
+#define KN512_FIN(i)                                                                               \
+    if (mr > i) {                                                                                  \
+        _mm512_store_ps(acc + i * NR, c##i##0);                                                    \
+        if (nv > 1) _mm512_store_ps(acc + i * NR + 16, c##i##1);                                   \
+    }
+
+/* The epilogue of one vector of a whole tile (first = last, beta 0) in
+ * registers: bias, scale/shift, residual, then relu or relu6 (callers take
+ * kn512_finish_tile for the smooth activations, which call functions).
+ * PUT applies it to row i's vectors, masked by m0 / m1. */
+KN_INLINE void kn512_put(const kn_gemm_tile *t, int i, int j, __m512 y, __mmask16 mk)
+{
+    if (t->bias) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(mk, t->bias + j));
+    if (t->scale) y = _mm512_mul_ps(y, _mm512_maskz_loadu_ps(mk, t->scale + j));
+    if (t->shift) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(mk, t->shift + j));
+    if (t->res) {
+        size_t es = t->res_dt == KN_BF16 ? 2 : 4;
+        y = _mm512_add_ps(y, kn512_load(t->res_dt, (const char *)t->res + (size_t)(i * t->ldr + j) * es, mk));
+    }
+    if (t->act == KN_ACT_RELU)
+        y = _mm512_max_ps(y, _mm512_setzero_ps());
+    else if (t->act == KN_ACT_RELU6)
+        y = _mm512_min_ps(_mm512_max_ps(y, _mm512_setzero_ps()), _mm512_set1_ps(6.0f));
+    size_t ces = t->c_dt == KN_BF16 ? 2 : 4;
+    kn512_store(t->c_dt, (char *)t->c + (size_t)(i * t->ldc + j) * ces, y, mk);
+}
+#define KN512_PUT(i)                                                                               \
+    if (mr > i) {                                                                                  \
+        kn512_put(t, i, 0, c##i##0, m0);                                                           \
+        if (nv > 1) kn512_put(t, i, 16, c##i##1, m1);                                              \
+    }
+
 /* Finishes an mr×nr accumulator tile held in memory (row stride lda). */
 static __attribute__((noinline, unused)) void
 kn512_finish_tile(const kn_gemm_tile *t, const float *acc, int lda, int mr, int nr)

@@ -10,20 +10,12 @@
 #define MR 14
 #define NR 32
 
-/* Named accumulators (c<i>0, c<i>1): an array of vectors makes gcc keep
- * them in memory. `mr` and `nv` are constants in every instantiation. */
-#define REP14(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13)
-#define DECL(i) __m512 c##i##0 = _mm512_setzero_ps(), c##i##1 = _mm512_setzero_ps();
+/* Per row i of the named accumulators (KN512_* in gemm_avx512.h). */
 #define STEP(i)                                                                                    \
     if (mr > i) {                                                                                  \
         __m512 a = _mm512_set1_ps(pa[i]);                                                          \
         c##i##0 = _mm512_fmadd_ps(a, b0, c##i##0);                                                 \
         if (nv > 1) c##i##1 = _mm512_fmadd_ps(a, b1, c##i##1);                                     \
-    }
-#define FIN(i)                                                                                     \
-    if (mr > i) {                                                                                  \
-        _mm512_store_ps(acc + i * NR, c##i##0);                                                    \
-        if (nv > 1) _mm512_store_ps(acc + i * NR + 16, c##i##1);                                   \
     }
 
 /* Plain f32 result or a partial k block: y (+ w of the earlier blocks, or
@@ -48,12 +40,12 @@ KN_INLINE void tile(const int mr, const int nv, int64_t kc, const float *pa, con
 {
     __mmask16 m0 = nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1);
     __mmask16 m1 = nr >= 32 ? 0xffff : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1) : 0;
-    REP14(DECL)
+    KN512_REP14(KN512_DECL)
 #pragma GCC unroll 4
     for (int64_t p = 0; p < kc; p++) {
         _mm_prefetch((const char *)(pb + 8 * NR), _MM_HINT_T0);
         __m512 b0 = _mm512_load_ps(pb), b1 = nv > 1 ? _mm512_load_ps(pb + 16) : b0;
-        REP14(STEP)
+        KN512_REP14(STEP)
         pa += MR, pb += NR;
     }
     if (!t->last || (t->c_dt == KN_F32 && t->beta == 0 && !t->bias && !t->scale && !t->shift &&
@@ -62,12 +54,12 @@ KN_INLINE void tile(const int mr, const int nv, int64_t kc, const float *pa, con
         int64_t ldd = t->last ? t->ldc : t->ldw;
         bool wb = t->wbeta != 0;
         __m512 wbv = _mm512_set1_ps(t->wbeta);
-        REP14(ACC)
+        KN512_REP14(ACC)
         return;
     }
     /* The epilogue may call functions: leave the registers first. */
     __attribute__((aligned(64))) float acc[MR * NR];
-    REP14(FIN)
+    KN512_REP14(KN512_FIN)
     kn512_finish_tile(t, acc, NR, mr, nr);
 }
 

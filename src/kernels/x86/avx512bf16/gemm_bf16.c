@@ -10,9 +10,7 @@
 #define MR 14
 #define NR 32
 
-/* Named accumulators, as in the f32 kernel (arrays of vectors spill). */
-#define REP14(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13)
-#define DECL(i) __m512 c##i##0 = _mm512_setzero_ps(), c##i##1 = _mm512_setzero_ps();
+/* Per row i of the named accumulators (KN512_* in gemm_avx512.h). */
 #define STEP(i)                                                                                    \
     if (mr > i) {                                                                                  \
         int32_t pair;                                                                              \
@@ -20,11 +18,6 @@
         __m512bh a = (__m512bh)_mm512_set1_epi32(pair);                                            \
         c##i##0 = _mm512_dpbf16_ps(c##i##0, a, b0);                                                \
         if (nv > 1) c##i##1 = _mm512_dpbf16_ps(c##i##1, a, b1);                                    \
-    }
-#define FIN(i)                                                                                     \
-    if (mr > i) {                                                                                  \
-        _mm512_store_ps(acc + i * NR, c##i##0);                                                    \
-        if (nv > 1) _mm512_store_ps(acc + i * NR + 16, c##i##1);                                   \
     }
 
 /* Plain f32 result or a partial k block: y (+ w of the earlier blocks, or
@@ -49,12 +42,12 @@ KN_INLINE void tile(const int mr, const int nv, int64_t kc, const uint16_t *pa,
 {
     __mmask16 m0 = nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1);
     __mmask16 m1 = nr >= 32 ? 0xffff : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1) : 0;
-    REP14(DECL)
+    KN512_REP14(KN512_DECL)
     int64_t steps = (kc + 1) / 2;
     for (int64_t q = 0; q < steps; q++) {
         __m512bh b0 = (__m512bh)_mm512_load_si512(pb);
         __m512bh b1 = nv > 1 ? (__m512bh)_mm512_load_si512(pb + 32) : b0;
-        REP14(STEP)
+        KN512_REP14(STEP)
         pa += 2 * MR, pb += 2 * NR;
     }
     if (!t->last || (t->c_dt == KN_F32 && t->beta == 0 && !t->bias && !t->scale && !t->shift &&
@@ -63,12 +56,12 @@ KN_INLINE void tile(const int mr, const int nv, int64_t kc, const uint16_t *pa,
         int64_t ldd = t->last ? t->ldc : t->ldw;
         bool wb = t->wbeta != 0;
         __m512 wbv = _mm512_set1_ps(t->wbeta);
-        REP14(ACC)
+        KN512_REP14(ACC)
         return;
     }
     /* The epilogue may call functions: leave the registers first. */
     __attribute__((aligned(64))) float acc[MR * NR];
-    REP14(FIN)
+    KN512_REP14(KN512_FIN)
     kn512_finish_tile(t, acc, NR, mr, nr);
 }
 
