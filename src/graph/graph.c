@@ -129,6 +129,17 @@ int32_t kn__graph_add_node(kn_graph *g, const kn_op_def *def, const void *attrs,
     return g->n_nodes++;
 }
 
+kn_status kn__graph_append_node(kn_graph *g, const kn_gnode *n)
+{
+    kn_status s = grow((void **)&g->nodes, &g->cap_nodes, g->n_nodes, sizeof(kn_gnode));
+    if (s) return s;
+    g->nodes[g->n_nodes] = *n;
+    for (int k = 0; k < n->n_out; k++)
+        g->values[n->out[k]].node = g->n_nodes;
+    g->n_nodes++;
+    return KN_OK;
+}
+
 kn_tensor *kn__graph_proxy(kn_graph *g, int32_t v)
 {
     if (v < 0) return NULL;

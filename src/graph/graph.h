@@ -86,6 +86,9 @@ int32_t kn__graph_add_value(kn_graph *g, kn_value_kind kind, kn_dtype dt, int nd
                             const int64_t *shape);
 int32_t kn__graph_add_node(kn_graph *g, const kn_op_def *def, const void *attrs, int n_in,
                            const int32_t *in, int n_out);
+/* Moves node n (its arrays and attrs now owned by g) to the end of g's
+ * nodes, where its outputs are made; the passes re-order nodes with it. */
+kn_status kn__graph_append_node(kn_graph *g, const kn_gnode *n);
 /* A deep copy (values, nodes, attrs; bound tensors shared), not compiled. */
 kn_graph *kn__graph_clone(const kn_graph *g);
 /* The graph a traced tensor belongs to, if it is still alive. */

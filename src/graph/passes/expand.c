@@ -5,23 +5,6 @@
  * left (stateful ones, batch_norm, stay whole). */
 #include "../graph.h"
 
-static kn_status append_node(kn_graph *g, const kn_gnode *n)
-{
-    if (g->n_nodes == g->cap_nodes) {
-        int32_t cap = g->cap_nodes ? g->cap_nodes * 2 : 64;
-        kn_gnode *grown = kn_alloc(sizeof(kn_gnode) * (size_t)cap);
-        if (!grown) return kn_last_status();
-        if (g->n_nodes) memcpy(grown, g->nodes, sizeof(kn_gnode) * (size_t)g->n_nodes);
-        kn_free(g->nodes);
-        g->nodes = grown, g->cap_nodes = cap;
-    }
-    g->nodes[g->n_nodes] = *n;
-    for (int k = 0; k < n->n_out; k++)
-        g->values[n->out[k]].node = g->n_nodes;
-    g->n_nodes++;
-    return KN_OK;
-}
-
 static bool expandable(const kn_gnode *n)
 {
     return !n->dead && n->def->compose && !n->def->stateful && n->n_in <= 16 && n->n_out <= 16;
@@ -84,7 +67,7 @@ kn_status kn__pass_expand(kn_graph *g, unsigned flags)
             }
             kn_clear_error(); /* cannot be traced (say, it reads data): keep it whole */
         }
-        kn_status a = append_node(g, n);
+        kn_status a = kn__graph_append_node(g, n);
         if (a) kn_free(n->attrs), kn_free(n->in);
         if (!s) s = a;
     }

@@ -409,23 +409,6 @@ static kn_status place(lay *L, kn_gnode *n)
     return s;
 }
 
-static kn_status append_node(kn_graph *g, const kn_gnode *n)
-{
-    if (g->n_nodes == g->cap_nodes) {
-        int32_t cap = g->cap_nodes ? g->cap_nodes * 2 : 64;
-        kn_gnode *grown = kn_alloc(sizeof(kn_gnode) * (size_t)cap);
-        if (!grown) return kn_last_status();
-        if (g->n_nodes) memcpy(grown, g->nodes, sizeof(kn_gnode) * (size_t)g->n_nodes);
-        kn_free(g->nodes);
-        g->nodes = grown, g->cap_nodes = cap;
-    }
-    g->nodes[g->n_nodes] = *n;
-    for (int k = 0; k < n->n_out; k++)
-        g->values[n->out[k]].node = g->n_nodes;
-    g->n_nodes++;
-    return KN_OK;
-}
-
 static kn_status rewrite(lay *L)
 {
     kn_graph *g = L->g;
@@ -436,7 +419,7 @@ static kn_status rewrite(lay *L)
     for (int32_t i = 0; i < n_old; i++) {
         kn_gnode *n = &old[i];
         if (!s && !n->dead) s = place(L, n);
-        kn_status a = append_node(g, n);
+        kn_status a = kn__graph_append_node(g, n);
         if (a) kn_free(n->attrs), kn_free(n->in);
         if (!s) s = a;
     }
