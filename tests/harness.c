@@ -301,6 +301,24 @@ double kt_max_abs_diff(const kn_tensor *a, const kn_tensor *b)
     return d;
 }
 
+double kt_max_rel_diff(const kn_tensor *a, const kn_tensor *b)
+{
+    if (!a || !b || kn_tensor_ndim(a) != kn_tensor_ndim(b)) return INFINITY;
+    for (int d = 0; d < kn_tensor_ndim(a); d++)
+        if (kn_tensor_dim(a, d) != kn_tensor_dim(b, d)) return INFINITY;
+    int64_t n = kn_tensor_numel(a);
+    double *x = malloc(sizeof(double) * (size_t)(2 * n + 1)), *y = x ? x + n : NULL, worst = 0;
+    if (!x) return INFINITY;
+    kn_tensor_copy_to(a, KN_F64, x, sizeof(double) * (size_t)n);
+    kn_tensor_copy_to(b, KN_F64, y, sizeof(double) * (size_t)n);
+    for (int64_t i = 0; i < n; i++) {
+        double d = fabs(x[i] - y[i]) / (1 + fabs(y[i]));
+        if (!(d <= worst)) worst = d; /* a NaN sticks */
+    }
+    free(x);
+    return worst;
+}
+
 bool kt_is_dir(const char *path)
 {
     struct stat st;

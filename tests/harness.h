@@ -54,6 +54,9 @@ bool kt_check_array(const char *op, const kn_tensor *t, const kt_array *expected
 /* The largest |a - b| over the elements (read as f64); INFINITY when a or
  * b is NULL or their sizes differ. */
 double kt_max_abs_diff(const kn_tensor *a, const kn_tensor *b);
+/* The largest |a - b| / (1 + |b|) over the elements (f64); INFINITY when a
+ * or b is NULL or their shapes differ, NaN when an element pair gives one. */
+double kt_max_rel_diff(const kn_tensor *a, const kn_tensor *b);
 /* A whole file in a malloc'd buffer with a NUL after its *len bytes (free
  * it); NULL when it cannot be read. */
 char *kt_read_file(const char *path, size_t *len);

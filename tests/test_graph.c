@@ -111,22 +111,6 @@ static kn_tensor *forward1(kn_block *b, kn_tensor *x)
     return y;
 }
 
-/* Max |a - b| / (1 + |b|) over all elements (both f32 of one shape). */
-static double max_rel_diff(kn_tensor *a, kn_tensor *b)
-{
-    int64_t n = kn_tensor_numel(a);
-    if (!b || n != kn_tensor_numel(b)) return INFINITY;
-    double *x = malloc(sizeof(double) * (size_t)n), *y = malloc(sizeof(double) * (size_t)n), worst = 0;
-    kn_tensor_copy_to(a, KN_F64, x, sizeof(double) * (size_t)n);
-    kn_tensor_copy_to(b, KN_F64, y, sizeof(double) * (size_t)n);
-    for (int64_t i = 0; i < n; i++) {
-        double d = fabs(x[i] - y[i]) / (1 + fabs(y[i]));
-        if (!(d <= worst)) worst = d;
-    }
-    free(x), free(y);
-    return worst;
-}
-
 static int count_op(const kn_graph *g, const char *op)
 {
     int n = 0;
@@ -144,8 +128,8 @@ static void test_mlp_inference_equal(void)
     kn_tensor *eager = forward1(b, x);
     KT_OK(kn_block_hybridize(b, KN_HYBRIDIZE_ON));
     kn_tensor *h1 = forward1(b, x), *h2 = forward1(b, x);
-    KT_CHECK(max_rel_diff(h1, eager) < 1e-5 && kt_equal_bits(h1, h2), "hybridized == eager (%g)",
-             max_rel_diff(h1, eager));
+    KT_CHECK(kt_max_rel_diff(h1, eager) < 1e-5 && kt_equal_bits(h1, h2), "hybridized == eager (%g)",
+             kt_max_rel_diff(h1, eager));
     kn_graph *g = kn_block_graph(b);
     KT_CHECK(g && count_op(g, "linear_fused") == 2 && count_op(g, "relu") == 0,
              "linear+relu and linear fused (%d nodes)", kn_graph_num_nodes(g));
@@ -267,8 +251,8 @@ static void test_resnet_equal(void)
     kn_block_hybridize(b, KN_HYBRIDIZE_ON);
     kn_tensor *hyb = forward1(b, x);
     /* batch norm folded into the convolutions: equal up to rounding */
-    KT_CHECK(max_rel_diff(hyb, eager) < 1e-5, "resnet block inference: hybridized ~ eager (%g)",
-             max_rel_diff(hyb, eager));
+    KT_CHECK(kt_max_rel_diff(hyb, eager) < 1e-5, "resnet block inference: hybridized ~ eager (%g)",
+             kt_max_rel_diff(hyb, eager));
     KT_CHECK(count_op(kn_block_graph(b), "batch_norm") == 0, "both batch norms folded");
     KT_CHECK(count_op(kn_block_graph(b), "conv2d_fused") == 2, "conv+relu and conv+add+relu fused (%d)",
              count_op(kn_block_graph(b), "conv2d_fused"));
@@ -508,7 +492,7 @@ static void check_plan(kn_block *b, int ndim, const int64_t *shape, const char *
     kn_tensor *keep = kn_tensor_clone(h1);
     kn_tensor *h2 = forward1(b, x2);
     KT_CHECK(kt_equal_bits(h1, keep), "%s: first output untouched by the second run", what);
-    KT_CHECK(max_rel_diff(h1, e1) < 1e-5 && max_rel_diff(h2, e2) < 1e-5, "%s: both runs equal eager", what);
+    KT_CHECK(kt_max_rel_diff(h1, e1) < 1e-5 && kt_max_rel_diff(h2, e2) < 1e-5, "%s: both runs equal eager", what);
     kn_graph *g = kn_block_graph(b);
     KT_OK(kn__memplan_verify(g, g->plan));
     KT_CHECK(g->plan->arena_bytes <= g->plan->planned_bytes, "%s: arena %zu <= planned %zu", what,
@@ -566,7 +550,7 @@ static void test_expand_composites(void)
     kn_tensor *xv = randn(4, s, 1, 99), *out = NULL;
     KT_OK(kn_graph_run(g, 1, &xv, 1, &out));
     kn_tensor *en = kn_layer_norm(xv, 3, gam, bet, 1e-5), *ep = kn_global_avg_pool(en, KN_LAYOUT_NCHW);
-    KT_CHECK(max_rel_diff(out, ep) < 1e-6, "same values (%g)", max_rel_diff(out, ep));
+    KT_CHECK(kt_max_rel_diff(out, ep) < 1e-6, "same values (%g)", kt_max_rel_diff(out, ep));
     kn_tensor *objs[] = {x, gam, bet, n, p, xv, out, en, ep};
     for (int i = 0; i < 9; i++)
         kn_tensor_unref(objs[i]);
@@ -631,7 +615,7 @@ static void test_nested_blocks(void)
     kn_tensor *e = forward1(net, x);
     kn_block_hybridize(net, KN_HYBRIDIZE_ON);
     kn_tensor *h = forward1(net, x);
-    KT_CHECK(max_rel_diff(h, e) < 1e-6, "hybridized tree == eager (%g)", max_rel_diff(h, e));
+    KT_CHECK(kt_max_rel_diff(h, e) < 1e-6, "hybridized tree == eager (%g)", kt_max_rel_diff(h, e));
     kn_graph *g = kn_block_graph(net);
     int params = 0;
     for (int32_t v = 0; g && v < g->n_values; v++)
@@ -729,7 +713,7 @@ static void check_training_graph(kn_block *b, kn_tensor *x, const char *what)
     int k = 1, close = 0;
     for (int i = 0; i < n; i++) {
         if (!kn_tensor_requires_grad(kn_block_param_at(b, i))) continue;
-        double d = eager[i] ? max_rel_diff(outs[k], eager[i]) : INFINITY;
+        double d = eager[i] ? kt_max_rel_diff(outs[k], eager[i]) : INFINITY;
         close += d < 1e-5;
         if (!(d < 1e-5)) fprintf(stderr, "  %s: gradient of %s differs by %g\n", what, kn_block_param_name(b, i), d);
         k++;
@@ -781,7 +765,7 @@ static void test_training_graph_cross_entropy(void)
     KT_CHECK(outs[0] && kt_equal_bits(outs[0], loss), "graph loss == eager loss, bitwise");
     int close = 0;
     for (int i = 0; i < n_grads && i < n; i++)
-        close += max_rel_diff(outs[1 + i], eager[i]) < 1e-5;
+        close += kt_max_rel_diff(outs[1 + i], eager[i]) < 1e-5;
     KT_CHECK(n_grads == n && close == n, "%d of %d gradients match eager", close, n_grads);
     for (int i = 0; i < 1 + n_grads; i++)
         kn_tensor_unref(outs[i]);
@@ -822,7 +806,7 @@ static void test_bnfold_linear(void)
     KT_OK(kn_graph_run(g, 1, &xv, 1, &out));
     kn_tensor *le = kn_linear(xv, w, b);
     kn_tensor *ye = kn_batch_norm(le, gam, bet, mean, var, false, 0.1, 1e-5, KN_LAYOUT_NCHW);
-    KT_CHECK(max_rel_diff(out, ye) < 1e-5, "same values (%g)", max_rel_diff(out, ye));
+    KT_CHECK(kt_max_rel_diff(out, ye) < 1e-5, "same values (%g)", kt_max_rel_diff(out, ye));
     kn_tensor *objs[] = {w, b, gam, bet, mean, var, x, l, y, xv, out, le, ye};
     for (int i = 0; i < 13; i++)
         kn_tensor_unref(objs[i]);
@@ -846,8 +830,8 @@ static void test_conv2d_fused_op(void)
         kn_tensor *want = act == 0 ? kn_tensor_ref(s) : act == 1 ? kn_relu(s) : act == 2 ? kn_relu6(s)
                           : act == 3 ? kn_gelu(s) : act == 4 ? kn_gelu_tanh(s) : act == 5 ? kn_silu(s)
                           : act == 6 ? kn_sigmoid(s) : kn_tanh(s);
-        KT_CHECK(y && max_rel_diff(y, want) < 2e-5, "act %d: fused == separate ops (%g)", act,
-                 y ? max_rel_diff(y, want) : -1.0);
+        KT_CHECK(y && kt_max_rel_diff(y, want) < 2e-5, "act %d: fused == separate ops (%g)", act,
+                 y ? kt_max_rel_diff(y, want) : -1.0);
         kn_tensor_unref(y), kn_tensor_unref(c), kn_tensor_unref(s), kn_tensor_unref(want);
     }
     kt_mark("conv2d_fused", KT_FWD);
@@ -883,8 +867,8 @@ static void test_linear_fused_op(void)
         kn_tensor *want_t = act == 0 ? kn_tensor_ref(lt) : act == 1 ? kn_relu(lt) : act == 2 ? kn_relu6(lt)
                             : act == 3 ? kn_gelu(lt) : act == 4 ? kn_gelu_tanh(lt) : act == 5 ? kn_silu(lt)
                             : act == 6 ? kn_sigmoid(lt) : kn_tanh(lt);
-        KT_CHECK(y && max_rel_diff(y, want) < 2e-5, "act %d: fused == separate ops", act);
-        KT_CHECK(yt && max_rel_diff(yt, want_t) < 2e-5, "act %d: strided input (ref path)", act);
+        KT_CHECK(y && kt_max_rel_diff(y, want) < 2e-5, "act %d: fused == separate ops", act);
+        KT_CHECK(yt && kt_max_rel_diff(yt, want_t) < 2e-5, "act %d: strided input (ref path)", act);
         kn_tensor *objs[] = {y, yt, l, s, lt, want, want_t};
         for (int i = 0; i < 7; i++)
             kn_tensor_unref(objs[i]);
@@ -927,7 +911,7 @@ static void test_elementwise_fusion(void)
     KT_CHECK(kn_graph_num_nodes(g) < before && count_op(g, "fused_elementwise") >= 1,
              "fused: %d nodes -> %d", before, kn_graph_num_nodes(g));
     KT_OK(kn_graph_run(g, 2, in, 1, &fused));
-    KT_CHECK(max_rel_diff(fused, plain) < 1e-6, "fused == unfused (%g)", max_rel_diff(fused, plain));
+    KT_CHECK(kt_max_rel_diff(fused, plain) < 1e-6, "fused == unfused (%g)", kt_max_rel_diff(fused, plain));
     kt_mark("fused_elementwise", KT_FWD);
     KT_CHECK(!kn_op_has_grad(kn_op_find("fused_elementwise")), "inference only: no gradient");
     kt_mark("fused_elementwise", KT_GRAD);
@@ -948,7 +932,7 @@ static void test_elementwise_fusion(void)
     kt_expect_fail("fused_elementwise", kn__op_call1(&kn_op_fused_elementwise, 1, ins2, &at), "f32");
     kn_tensor *ok = kn__op_call1(&kn_op_fused_elementwise, 1, ins, &at); /* x + x */
     kn_tensor *twice = kn_add(xv, xv);
-    KT_CHECK(ok && max_rel_diff(ok, twice) == 0, "a hand-made program runs");
+    KT_CHECK(ok && kt_max_rel_diff(ok, twice) == 0, "a hand-made program runs");
     kn_tensor_unref(ok), kn_tensor_unref(twice), kn_tensor_unref(i64);
     kn__scratch_free(&k);
     kn_tensor *objs[] = {x, b, xv, bv, plain, fused};

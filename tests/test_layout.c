@@ -96,26 +96,6 @@ static void conv_layouts(const kn_graph *g, int *nhwc, int *nchw)
     }
 }
 
-/* Max |a - b| / (1 + |b|) (same shape), INFINITY otherwise. */
-static double max_rel_diff(const kn_tensor *a, const kn_tensor *b)
-{
-    if (!a || !b || kn_tensor_ndim(a) != kn_tensor_ndim(b)) return INFINITY;
-    for (int d = 0; d < kn_tensor_ndim(a); d++)
-        if (kn_tensor_dim(a, d) != kn_tensor_dim(b, d)) return INFINITY;
-    int64_t n = kn_tensor_numel(a);
-    double *x = malloc(sizeof(double) * (size_t)(n + 1)),
-           *y = malloc(sizeof(double) * (size_t)(n + 1));
-    double worst = 0;
-    kn_tensor_copy_to(a, KN_F64, x, sizeof(double) * (size_t)n);
-    kn_tensor_copy_to(b, KN_F64, y, sizeof(double) * (size_t)n);
-    for (int64_t i = 0; i < n; i++) {
-        double d = fabs(x[i] - y[i]) / (1 + fabs(y[i]));
-        if (!(d <= worst)) worst = d;
-    }
-    free(x), free(y);
-    return worst;
-}
-
 /* Compiles f with and without the pass, checks both give the same outputs
  * on a random input and that the pass left `permutes` permute nodes (0
  * below AVX-512) where the graph had `user` of its own. Returns the graph
@@ -130,7 +110,7 @@ static kn_graph *check_case_user(const char *what, build_fn f, int ndim, const i
     KT_OK(kn_graph_run(a, 1, &x, n, ya));
     KT_OK(kn_graph_run(b, 1, &x, n, yb));
     for (int i = 0; i < n; i++) {
-        double d = max_rel_diff(ya[i], yb[i]);
+        double d = kt_max_rel_diff(ya[i], yb[i]);
         KT_CHECK(d < 1e-5, "%s: output %d differs by %g with the layout pass", what, i, d);
         kn_tensor_unref(ya[i]), kn_tensor_unref(yb[i]);
     }
@@ -503,7 +483,7 @@ static void check_model(const char *name, kn_model_config cfg, int permutes)
     KT_CHECK(traced[1] == traced[0], "%s: %lld traces with the pass, %lld without", name,
              (long long)traced[1], (long long)traced[0]);
     for (int b = 0; b < 2; b++) {
-        double d = max_rel_diff(y[1][b], y[0][b]);
+        double d = kt_max_rel_diff(y[1][b], y[0][b]);
         KT_CHECK(d < 1e-5, "%s batch %d: logits differ by %g with the layout pass", name, 5 - 4 * b,
                  d);
         kn_tensor_unref(x[b]), kn_tensor_unref(y[0][b]), kn_tensor_unref(y[1][b]);

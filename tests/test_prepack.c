@@ -59,21 +59,6 @@ static kn_tensor *forward1(kn_block *b, kn_tensor *x)
     return y;
 }
 
-static double max_rel_diff(kn_tensor *a, kn_tensor *b)
-{
-    if (!a || !b || kn_tensor_numel(a) != kn_tensor_numel(b)) return INFINITY;
-    int64_t n = kn_tensor_numel(a);
-    double *x = malloc(sizeof(double) * (size_t)n), *y = malloc(sizeof(double) * (size_t)n), worst = 0;
-    kn_tensor_copy_to(a, KN_F64, x, sizeof(double) * (size_t)n);
-    kn_tensor_copy_to(b, KN_F64, y, sizeof(double) * (size_t)n);
-    for (int64_t i = 0; i < n; i++) {
-        double d = fabs(x[i] - y[i]) / (1 + fabs(y[i]));
-        if (!(d <= worst)) worst = d;
-    }
-    free(x), free(y);
-    return worst;
-}
-
 /* Nodes of the compiled graph holding a packed weight, by op name. */
 static int packed_nodes(const kn_graph *g, const char *op)
 {
@@ -91,7 +76,7 @@ static void test_hybridized_matches_eager_and_follows_writes(void)
     kn_tensor *eager = forward1(b, x);
     KT_OK(kn_block_hybridize(b, KN_HYBRIDIZE_ON));
     kn_tensor *h1 = forward1(b, x), *h2 = forward1(b, x);
-    KT_CHECK(max_rel_diff(h1, eager) < 1e-5, "hybridized ~ eager (%g)", max_rel_diff(h1, eager));
+    KT_CHECK(kt_max_rel_diff(h1, eager) < 1e-5, "hybridized ~ eager (%g)", kt_max_rel_diff(h1, eager));
     KT_CHECK(h1 && h2 && kt_equal_bits(h1, h2), "two runs with the same packing: same bits");
     const kn_graph *g = kn_block_graph(b);
     if (kn_isa_max() >= KN_ISA_AVX512) {
@@ -112,12 +97,12 @@ static void test_hybridized_matches_eager_and_follows_writes(void)
     kn_tensor *h3 = forward1(b, x);
     KT_OK(kn_block_hybridize(b, KN_HYBRIDIZE_OFF));
     kn_tensor *eager2 = forward1(b, x);
-    KT_CHECK(max_rel_diff(r3, eager2) < 1e-5, "after in-place writes: graph run ~ eager (%g)",
-             max_rel_diff(r3, eager2));
-    KT_CHECK(max_rel_diff(h3, eager2) < 1e-5, "after in-place writes: hybridized ~ eager (%g)",
-             max_rel_diff(h3, eager2));
+    KT_CHECK(kt_max_rel_diff(r3, eager2) < 1e-5, "after in-place writes: graph run ~ eager (%g)",
+             kt_max_rel_diff(r3, eager2));
+    KT_CHECK(kt_max_rel_diff(h3, eager2) < 1e-5, "after in-place writes: hybridized ~ eager (%g)",
+             kt_max_rel_diff(h3, eager2));
     kn_tensor_unref(r3);
-    KT_CHECK(max_rel_diff(eager2, eager) > 1e-2, "the writes changed the result");
+    KT_CHECK(kt_max_rel_diff(eager2, eager) > 1e-2, "the writes changed the result");
     kn_tensor *all[] = {x, eager, h1, h2, h3, eager2};
     for (int i = 0; i < 6; i++)
         kn_tensor_unref(all[i]);
@@ -135,7 +120,7 @@ static void test_reference_isa(void)
     kn_tensor *eager = forward1(b, x);
     KT_OK(kn_block_hybridize(b, KN_HYBRIDIZE_ON));
     kn_tensor *h = forward1(b, x);
-    KT_CHECK(max_rel_diff(h, eager) < 1e-5, "ref ISA: hybridized ~ eager (%g)", max_rel_diff(h, eager));
+    KT_CHECK(kt_max_rel_diff(h, eager) < 1e-5, "ref ISA: hybridized ~ eager (%g)", kt_max_rel_diff(h, eager));
     KT_CHECK(packed_nodes(kn_block_graph(b), "conv2d_fused") == 0, "ref ISA: no packed conv weights");
     kn_tensor_unref(x), kn_tensor_unref(eager), kn_tensor_unref(h);
     kn_block_free(b);
