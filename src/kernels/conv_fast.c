@@ -622,17 +622,16 @@ static kn_status conv_fwd_nhwc(const kn_conv_geom *g, const kn_conv_act *x,
         const kn_conv_nhwc_w *given = w->packed ? w->packed->nhwc : NULL;
         if (given && given->dt == compute && kn__conv_nhwc_matches(given, g))
             return kn__conv_nhwc_run(g, x, given, y, ep);
-    }
-    /* Packing per call (eager) costs about as much as ~256 output pixels'
-     * worth of products: fewer pixels take the GEMM path, whose packing of
-     * the weights is vectorized. */
-    if (kn__conv_nhwc_usable(g, x, y, compute) &&
-        g->n * g->out[0] * g->out[1] * g->out[2] >= 256) {
-        kn_conv_nhwc_w *pw;
-        kn_status s = kn__conv_nhwc_pack(g, w, compute, &pw);
-        if (!s) s = kn__conv_nhwc_run(g, x, pw, y, ep);
-        kn__conv_nhwc_free(pw);
-        return s;
+        /* Packing per call (eager) costs about as much as ~256 output
+         * pixels' worth of products: fewer pixels take the GEMM path, whose
+         * packing of the weights is vectorized. */
+        if (g->n * g->out[0] * g->out[1] * g->out[2] >= 256) {
+            kn_conv_nhwc_w *pw;
+            kn_status s = kn__conv_nhwc_pack(g, w, compute, &pw);
+            if (!s) s = kn__conv_nhwc_run(g, x, pw, y, ep);
+            kn__conv_nhwc_free(pw);
+            return s;
+        }
     }
     int64_t G = g->groups, cing = g->cin / G, kk = taps(g);
     int64_t Kg = kk * cing, M = g->n * g->out[0] * g->out[1] * g->out[2], ldy = 0, ldx = 0;

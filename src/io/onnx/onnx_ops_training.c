@@ -10,7 +10,7 @@
 
 /* The value y names, while the graph is built: kiln keeps a value alive
  * while a later node reads it or it is a graph output. */
-static kn_tensor *named_value(kn_onnx_node *n, const char *name)
+static kn_tensor *named_value(const char *name)
 {
     kn_onnx_builder *b = kn__onnx_current;
     int32_t slot = b ? kn__onnx_lookup(b->m, name) : -1;
@@ -35,7 +35,7 @@ static kn_status convert_gradient(kn_onnx_node *n)
         return kn__onnx_fail(n, KN_ERR_ARG, "%d names in xs, %d inputs and %d outputs: expected the "
                              "xs values first among the inputs and one output per x (at most %d)",
                              nx, n->n_in, n->n_out, MAX_XS);
-    kn_tensor *y = named_value(n, yname);
+    kn_tensor *y = named_value(yname);
     if (!y)
         return kn__onnx_fail(n, KN_ERR_UNSUPPORTED, "y '%s' is not available here: kiln "
                              "differentiates a y that is a graph output or read after this node", yname);
