@@ -89,18 +89,6 @@ static kn_tensor *swap(kn_tensor *a, kn_tensor *b)
     return b;
 }
 
-/* "self_attn 'layers.0.self_attn'" (a root block: its name alone). */
-static const char *where(const kn_block *b, char *buf, size_t n)
-{
-    char path[256];
-    kn_block_path(b, path, sizeof path);
-    if (path[0])
-        snprintf(buf, n, "%s '%s'", kn_block_name(b), path);
-    else
-        snprintf(buf, n, "%s", kn_block_name(b));
-    return buf;
-}
-
 static kn_status one_in_out(const kn_block *b, int n_in, kn_tensor *const *in, int n_out)
 {
     char w[320];
@@ -108,7 +96,7 @@ static kn_status one_in_out(const kn_block *b, int n_in, kn_tensor *const *in, i
         return kn_set_error(KN_ERR_ARG,
                          "%s: takes 1 input and gives 1 output (got %d inputs, %d "
                          "outputs asked for)",
-                         where(b, w, sizeof w), n_in, n_out);
+                         kn_block_label(b, w, sizeof w), n_in, n_out);
     return KN_OK;
 }
 
@@ -135,7 +123,7 @@ static kn_status attention_forward(kn_block *b, int n_in, kn_tensor *const *in, 
     if (kn_tensor_ndim(x) != 3 || kn_tensor_dim(x, 2) != c->d_model) {
         char w[320];
         return kn_set_error(KN_ERR_SHAPE, "%s: input has %d dims (last %lld), expected (N, T, %lld)",
-                         where(b, w, sizeof w), kn_tensor_ndim(x),
+                         kn_block_label(b, w, sizeof w), kn_tensor_ndim(x),
                          kn_tensor_ndim(x) ? (long long)kn_tensor_dim(x, -1) : 0LL,
                          (long long)c->d_model);
     }
@@ -248,7 +236,7 @@ static kn_status check_tokens(const kn_block *b, const seq_cfg *c, const kn_tens
         KN_ERR_SHAPE,
         "%s: input has %d dims (dtype %s, last dim %lld), expected (N, T) "
         "integer tokens with 1 <= T <= max_len = %lld",
-        where(b, who, sizeof who), kn_tensor_ndim(tok), kn_dtype_name(kn_tensor_dtype(tok)),
+        kn_block_label(b, who, sizeof who), kn_tensor_ndim(tok), kn_dtype_name(kn_tensor_dtype(tok)),
         kn_tensor_ndim(tok) ? (long long)kn_tensor_dim(tok, -1) : 0LL, (long long)c->max_len);
 }
 

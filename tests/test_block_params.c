@@ -129,6 +129,8 @@ static void test_state_freeze_share_trainable(void)
     char buf[64];
     KT_CHECK(!strcmp(kn_block_path(kn_block_child(f, "1"), buf, sizeof buf), "features.1"), "%s", buf);
     KT_CHECK(!strcmp(kn_block_path(root, buf, sizeof buf), ""), "root path");
+    KT_CHECK(!strcmp(kn_block_label(kn_block_child(f, "1"), buf, sizeof buf), "l1 'features.1'"), "%s", buf);
+    KT_CHECK(!strcmp(kn_block_label(root, buf, sizeof buf), "root"), "root label: %s", buf);
     KT_CHECK(kn_block_num_children(root) == 2 && !strcmp(kn_block_child_name(root, 1), "head"), "children");
     KT_CHECK(kn_block_num_params(root) == 6, "6 listed");
     KT_CHECK(kn_block_param_is_state(root, 1) && !kn_block_param_is_state(root, 0), "state flags");

@@ -78,6 +78,9 @@ kn_status kn_block_init_shapes(kn_block *b, int n_in, kn_tensor *const *examples
 /* A block's path from the root ("features.3"), "" for the root. */
 const char *kn_block_path(const kn_block *b, char *buf, size_t size);
 const char *kn_block_name(const kn_block *b);
+/* "dense 'features.3'" (name and path), or just "dense" for a root block:
+ * how layer errors name a block. */
+const char *kn_block_label(const kn_block *b, char *buf, size_t size);
 bool kn_block_is_hybridized(const kn_block *b);
 int kn_block_num_children(const kn_block *b);
 kn_block *kn_block_child_at(const kn_block *b, int i);

@@ -220,6 +220,18 @@ const char *kn_block_path(const kn_block *b, char *buf, size_t size)
     return buf;
 }
 
+const char *kn_block_label(const kn_block *b, char *buf, size_t size)
+{
+    if (!buf || size == 0) return "";
+    char path[256];
+    kn_block_path(b, path, sizeof path);
+    if (path[0])
+        snprintf(buf, size, "%s '%s'", kn_block_name(b), path);
+    else
+        snprintf(buf, size, "%s", kn_block_name(b));
+    return buf;
+}
+
 const char *kn_block_name(const kn_block *b) { return b ? b->name : NULL; }
 bool kn_block_is_hybridized(const kn_block *b) { return b && b->hybridized; }
 int kn_block_num_children(const kn_block *b) { return b ? b->n_children : 0; }

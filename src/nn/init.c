@@ -28,17 +28,6 @@ const char *kn__nn_shape(const kn_tensor *t, char *buf, size_t n)
     return buf;
 }
 
-const char *kn__nn_layer(const kn_block *b, char *buf, size_t n)
-{
-    char path[256];
-    kn_block_path(b, path, sizeof path);
-    if (path[0])
-        snprintf(buf, n, "%s '%s'", kn_block_name(b), path);
-    else
-        snprintf(buf, n, "%s", kn_block_name(b));
-    return buf;
-}
-
 kn_status kn__nn_fans(const char *who, const kn_tensor *t, int64_t *fan_in, int64_t *fan_out)
 {
     if (t->ndim < 2) {

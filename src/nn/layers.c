@@ -68,10 +68,10 @@ kn_status kn__nn_one_in_out(kn_block *b, int n_in, kn_tensor *const *in, int n_o
     char who[300];
     if (n_in != 1 || !in || !in[0])
         return kn__error(KN_ERR_ARG, "%s: expected 1 input, got %d",
-                         kn__nn_layer(b, who, sizeof who), n_in);
+                         kn_block_label(b, who, sizeof who), n_in);
     if (n_out != 1)
         return kn__error(KN_ERR_ARG, "%s: gives 1 output, %d asked for",
-                         kn__nn_layer(b, who, sizeof who), n_out);
+                         kn_block_label(b, who, sizeof who), n_out);
     return KN_OK;
 }
 
@@ -215,17 +215,17 @@ static kn_status dense_forward(kn_block *b, int n_in, kn_tensor *const *in, int 
     char who[300], shape[160];
     if (kn_tensor_ndim(x) < 1)
         return kn__error(KN_ERR_SHAPE, "%s: input %s has no feature dim, expected (..., in_units)",
-                         kn__nn_layer(b, who, sizeof who), kn__nn_shape(x, shape, sizeof shape));
+                         kn_block_label(b, who, sizeof who), kn__nn_shape(x, shape, sizeof shape));
     int64_t n = kn_tensor_dim(x, -1);
     kn_tensor *w = kn__nn_param(b, "weight");
     int64_t expect = w && kn_tensor_ndim(w) == 2 ? kn_tensor_dim(w, 1) : c->in_units;
     if (expect != 0 && n != expect)
         return kn__error(KN_ERR_SHAPE, "%s: input %s has in_units %lld, expected %lld",
-                         kn__nn_layer(b, who, sizeof who), kn__nn_shape(x, shape, sizeof shape),
+                         kn_block_label(b, who, sizeof who), kn__nn_shape(x, shape, sizeof shape),
                          (long long)n, (long long)expect);
     if (n == 0)
         return kn__error(KN_ERR_SHAPE, "%s: input %s has in_units 0",
-                         kn__nn_layer(b, who, sizeof who), kn__nn_shape(x, shape, sizeof shape));
+                         kn_block_label(b, who, sizeof who), kn__nn_shape(x, shape, sizeof shape));
     if ((!w || (c->bias && !kn__nn_param(b, "bias"))) &&
         (s = dense_params(b, c, n, kn__nn_param_dtype(x))))
         return s;
@@ -266,7 +266,7 @@ static kn_status flatten_forward(kn_block *b, int n_in, kn_tensor *const *in, in
     if (kn_tensor_ndim(x) < 1) {
         char who[300];
         return kn__error(KN_ERR_SHAPE, "%s: input is a scalar, expected (N, ...)",
-                         kn__nn_layer(b, who, sizeof who));
+                         kn_block_label(b, who, sizeof who));
     }
     out[0] = kn_tensor_ndim(x) == 1 ? kn_unsqueeze(x, 1) : kn_flatten(x, 1, -1);
     return out[0] ? KN_OK : kn_last_status();

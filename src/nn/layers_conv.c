@@ -63,7 +63,7 @@ static kn_status conv_forward(kn_block *b, int n_in, kn_tensor *const *in, int n
     char who[300], shape[160];
     if (kn_tensor_ndim(x) != l->ndim + 2)
         return kn__error(KN_ERR_SHAPE, "%s: input %s has %d dims, expected %d %s",
-                         kn__nn_layer(b, who, sizeof who), kn__nn_shape(x, shape, sizeof shape),
+                         kn_block_label(b, who, sizeof who), kn__nn_shape(x, shape, sizeof shape),
                          kn_tensor_ndim(x), l->ndim + 2, layout_dims(l->ndim, l->layout));
     int64_t ch = kn_tensor_dim(x, channel_axis(l->ndim + 2, l->layout));
     kn_tensor *w = kn__nn_param(b, "weight");
@@ -72,13 +72,13 @@ static kn_status conv_forward(kn_block *b, int n_in, kn_tensor *const *in, int n
         expect = l->transposed ? kn_tensor_dim(w, 0) : kn_tensor_dim(w, 1) * l->groups;
     if (expect != 0 && ch != expect)
         return kn__error(KN_ERR_SHAPE, "%s: input %s has %lld channels, expected %lld",
-                         kn__nn_layer(b, who, sizeof who), kn__nn_shape(x, shape, sizeof shape),
+                         kn_block_label(b, who, sizeof who), kn__nn_shape(x, shape, sizeof shape),
                          (long long)ch, (long long)expect);
     if (ch == 0 || ch % l->groups)
         return kn__error(KN_ERR_SHAPE,
                          "%s: input %s has %lld channels, expected a positive multiple "
                          "of groups %lld",
-                         kn__nn_layer(b, who, sizeof who), kn__nn_shape(x, shape, sizeof shape),
+                         kn_block_label(b, who, sizeof who), kn__nn_shape(x, shape, sizeof shape),
                          (long long)ch, (long long)l->groups);
     if ((!w || (!l->no_bias && !kn__nn_param(b, "bias"))) &&
         (s = conv_params(b, c, ch, kn__nn_param_dtype(x))))
@@ -103,7 +103,7 @@ static kn_status conv_forward(kn_block *b, int n_in, kn_tensor *const *in, int n
     if (!y) {
         char msg[512];
         snprintf(msg, sizeof msg, "%s", kn_last_error());
-        return kn__error(kn_last_status(), "%s: %s", kn__nn_layer(b, who, sizeof who), msg);
+        return kn__error(kn_last_status(), "%s: %s", kn_block_label(b, who, sizeof who), msg);
     }
     out[0] = kn_activate(y, l->act);
     kn_tensor_unref(y);
@@ -215,14 +215,14 @@ static kn_status bn_forward(kn_block *b, int n_in, kn_tensor *const *in, int n_o
     char who[300], shape[160];
     if (kn_tensor_ndim(x) < 2)
         return kn__error(KN_ERR_SHAPE, "%s: input %s has %d dims, expected (N, C, ...)",
-                         kn__nn_layer(b, who, sizeof who), kn__nn_shape(x, shape, sizeof shape),
+                         kn_block_label(b, who, sizeof who), kn__nn_shape(x, shape, sizeof shape),
                          kn_tensor_ndim(x));
     int64_t ch = kn_tensor_dim(x, channel_axis(kn_tensor_ndim(x), c->layout));
     kn_tensor *w = kn__nn_param(b, "weight");
     int64_t expect = w && kn_tensor_ndim(w) == 1 ? kn_tensor_dim(w, 0) : c->num_features;
     if ((expect != 0 && ch != expect) || ch == 0)
         return kn__error(KN_ERR_SHAPE, "%s: input %s has %lld channels, expected %lld",
-                         kn__nn_layer(b, who, sizeof who), kn__nn_shape(x, shape, sizeof shape),
+                         kn_block_label(b, who, sizeof who), kn__nn_shape(x, shape, sizeof shape),
                          (long long)ch, (long long)expect);
     if ((!w || !kn__nn_param(b, "bias") || !kn__nn_param(b, "running_mean") ||
          !kn__nn_param(b, "running_var")) &&
@@ -234,7 +234,7 @@ static kn_status bn_forward(kn_block *b, int n_in, kn_tensor *const *in, int n_o
     if (!out[0]) {
         char msg[512];
         snprintf(msg, sizeof msg, "%s", kn_last_error());
-        return kn__error(kn_last_status(), "%s: %s", kn__nn_layer(b, who, sizeof who), msg);
+        return kn__error(kn_last_status(), "%s: %s", kn_block_label(b, who, sizeof who), msg);
     }
     return KN_OK;
 }
@@ -282,7 +282,7 @@ static kn_status pool_forward(kn_block *b, int n_in, kn_tensor *const *in, int n
     int spatial = kn_tensor_ndim(x) - 2;
     if (spatial < 1 || spatial > 3)
         return kn__error(KN_ERR_SHAPE, "%s: input %s has %d dims, expected 3 to 5 %s",
-                         kn__nn_layer(b, who, sizeof who), kn__nn_shape(x, shape, sizeof shape),
+                         kn_block_label(b, who, sizeof who), kn__nn_shape(x, shape, sizeof shape),
                          kn_tensor_ndim(x), layout_dims(2, c->layout));
     kn_tensor *y;
     if (c->global) {
@@ -304,7 +304,7 @@ static kn_status pool_forward(kn_block *b, int n_in, kn_tensor *const *in, int n
     if (!y) {
         char msg[512];
         snprintf(msg, sizeof msg, "%s", kn_last_error());
-        return kn__error(kn_last_status(), "%s: %s", kn__nn_layer(b, who, sizeof who), msg);
+        return kn__error(kn_last_status(), "%s: %s", kn_block_label(b, who, sizeof who), msg);
     }
     out[0] = y;
     return KN_OK;

@@ -13,7 +13,7 @@
 /* "lstm 'encoder.rnn'" (a root block: just "lstm"). */
 static const char *who(const kn_block *b, char *buf, size_t n)
 {
-    return kn__nn_layer(b, buf, n);
+    return kn_block_label(b, buf, n);
 }
 
 /* "(2, 3, 4)", as kn__nn_shape writes a tensor's shape. */

@@ -20,9 +20,6 @@ kn_status kn__nn_fans(const char *who, const kn_tensor *t, int64_t *fan_in, int6
 
 /* "(8, 7, 5)": a tensor's shape for messages. */
 const char *kn__nn_shape(const kn_tensor *t, char *buf, size_t n);
-/* "dense 'features.3'" (kind and path), or just "dense" for a root block:
- * how layer errors name the layer. */
-const char *kn__nn_layer(const kn_block *b, char *buf, size_t n);
 
 /* ---- shared by the layers (src/nn/layers.c) */
 /* The block's own parameter `name` to compute with (a graph proxy while
